@@ -1,0 +1,1 @@
+"""Connectors: outside support backends that receive crowdcare's support events."""

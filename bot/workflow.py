@@ -1,0 +1,315 @@
+"""The use cases of the core loop: each runs domain steps in a transaction, then tells Slack.
+
+Slack is told after the commit, so a Slack failure never undoes a decision; what Slack shows is
+re-rendered from the database each time, so a later update repairs a missed one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import mrkdwn, outbox
+from bot.notifier import Notifier, NotifierError
+from bot.ports import SocialChannel
+from bot.slack_blocks import (
+    ANSWER_BLOCK,
+    HomeItem,
+    propose_modal,
+    reply_failed_text,
+    thanks_text,
+)
+from bot.states import ACCEPTS_PROPOSALS, State, transition
+from bot.views import card_view, proposal_view, vote_count
+from bot.voting import ProposeOutcome, ProposeResult, VoteOutcome, cast_vote, propose
+from storage.models import Customer, Proposal, Question, Reply
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "crowdcare"
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What to tell the person who acted: a private notice, or inline form errors."""
+
+    notice: str | None = None
+    form_errors: dict[str, str] | None = None
+    proposal_id: int | None = None
+
+
+def form_feedback(result: ProposeResult) -> Feedback:
+    """What a proposal form shows after submit: the problems inline, or nothing (accepted)."""
+    if result.outcome == ProposeOutcome.ACCEPTED and result.proposal is not None:
+        return Feedback(proposal_id=result.proposal.id)
+    if result.outcome == ProposeOutcome.INVALID:
+        message = " ".join(result.problems)
+    elif result.outcome == ProposeOutcome.UNKNOWN or result.question is None:
+        message = "That question no longer exists."
+    else:
+        message = f"This question is {result.question.state} meanwhile."
+    return Feedback(form_errors={ANSWER_BLOCK: message})
+
+
+class Workflow:
+    """The core loop's use cases, wired to a notifier, a channel and a clock."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        notifier: Notifier,
+        *,
+        questions_channel: str,
+        votes_to_select: Callable[[], int],
+        clock: Callable[[], datetime],
+        wake_outbox: Callable[[], None] = lambda: None,
+        send_lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.sessions = sessions
+        self.notifier = notifier
+        self.questions_channel = questions_channel
+        self.votes_to_select = votes_to_select
+        self.clock = clock
+        self.wake_outbox = wake_outbox
+        self.send_lease = send_lease
+        # Set by the escalation flow, so escalation messages follow the question's fate.
+        self.on_decided: Callable[[int], None] = lambda _question_id: None
+
+    # -- cards ---------------------------------------------------------------------------
+
+    def post_new_cards(self, limit: int = 20) -> list[int]:
+        """Post a card for every stored question that has none yet; return their ids."""
+        with self.sessions.begin() as session:
+            ids = list(
+                session.scalars(
+                    select(Question.id)
+                    .where(Question.state == State.NEW)
+                    .order_by(Question.id)
+                    .limit(limit)
+                )
+            )
+        return [qid for qid in ids if self._post_card(qid)]
+
+    def _post_card(self, question_id: int) -> bool:
+        channel = self.questions_channel
+        with self.sessions.begin() as session:
+            question = session.get_one(Question, question_id)
+            if question.state != State.NEW:
+                return False
+            question.card_attempts += 1
+            attempts = question.card_attempts
+            # Posting the card is what opens the question; show it as it will be.
+            card = replace(card_view(session, question), state=State.OPEN)
+        try:
+            # An earlier attempt may have posted and died before recording the ts.
+            ts = self.notifier.find_card(channel, question_id) if attempts > 1 else None
+            ts = ts or self.notifier.post_card(channel, card)
+        except NotifierError as exc:
+            log.warning("Card for question %s not posted yet: %s", question_id, exc)
+            return False
+        with self.sessions.begin() as session:
+            _record_card(session, session.get_one(Question, question_id), channel, ts, self.clock())
+        return True
+
+    def refresh_card(self, question_id: int) -> None:
+        """Re-render a question's card from the database."""
+        with self.sessions.begin() as session:
+            question = session.get_one(Question, question_id)
+            if question.card_channel is None or question.card_ts is None:
+                return
+            channel, ts, card = (
+                question.card_channel,
+                question.card_ts,
+                card_view(session, question),
+            )
+        self._quietly(self.notifier.update_card, channel, ts, card)
+
+    # -- proposing -----------------------------------------------------------------------
+
+    def proposal_form(
+        self, question_id: int, card_channel: str, card_ts: str
+    ) -> dict[str, object] | str:
+        """The modal to propose an answer, or why there is none."""
+        with self.sessions.begin() as session:
+            question = session.get(Question, question_id)
+            if question is None:
+                return "That question no longer exists."
+            # A click can beat the commit that records a just-posted card; the click (signed by
+            # Slack) says where the card is.
+            _record_card(session, question, card_channel, card_ts, self.clock())
+            if question.state not in ACCEPTS_PROPOSALS:
+                return f"This question is {question.state}; it takes no more proposals."
+            handle = session.get_one(Customer, question.customer_id).handle
+            return propose_modal(question.id, handle, question.text)
+
+    def submit_proposal(self, question_id: int, author_id: str, text: str | None) -> Feedback:
+        """Store a proposal; errors go back into the form. Show it with :meth:`show_proposal`."""
+        with self.sessions.begin() as session:
+            result = propose(
+                session, question_id=question_id, author_id=author_id, text=text, now=self.clock()
+            )
+        return form_feedback(result)
+
+    def show_proposal(self, proposal_id: int) -> None:
+        """Post a stored proposal in its card's thread and update the card's count."""
+        with self.sessions.begin() as session:
+            proposal = session.get_one(Proposal, proposal_id)
+            question = session.get_one(Question, proposal.question_id)
+            view = proposal_view(session, proposal, self.votes_to_select())
+            channel, thread = question.card_channel, question.card_ts
+        if channel is None or thread is None:
+            return
+        try:
+            ts = self.notifier.post_proposal(channel, thread, view)
+        except NotifierError as exc:
+            log.warning("Proposal %s not shown in Slack: %s", proposal_id, exc)
+            return
+        with self.sessions.begin() as session:
+            session.get_one(Proposal, proposal_id).message_ts = ts
+        self.refresh_card(view.question_id)
+
+    # -- voting --------------------------------------------------------------------------
+
+    def vote(self, proposal_id: int, voter_id: str) -> Feedback:
+        """Count a click on Vote; on selection, queue the reply and wake the outbox."""
+        threshold = self.votes_to_select()
+        with self.sessions.begin() as session:
+            result = cast_vote(
+                session,
+                proposal_id=proposal_id,
+                voter_id=voter_id,
+                votes_to_select=threshold,
+                now=self.clock(),
+            )
+        notices = {
+            VoteOutcome.OWN: "You can't vote for your own proposal: votes show that colleagues "
+            "agree with it. Ask someone else to have a look.",
+            VoteOutcome.DUPLICATE: f"You already voted for this proposal ({result.votes} of "
+            f"{threshold} votes); a vote counts once.",
+            VoteOutcome.CLOSED: "Voting on this question is over.",
+            VoteOutcome.UNKNOWN: "That proposal no longer exists.",
+        }
+        if result.outcome in notices or result.proposal is None:
+            return Feedback(notice=notices.get(result.outcome))
+        if result.outcome == VoteOutcome.SELECTED:
+            self.refresh_thread(result.proposal.question_id)
+            self.on_decided(result.proposal.question_id)
+            self.wake_outbox()
+            return Feedback(notice="Your vote selected this answer; it is being sent now.")
+        self._refresh_proposal(result.proposal.id)
+        return Feedback()
+
+    def _refresh_proposal(self, proposal_id: int) -> None:
+        with self.sessions.begin() as session:
+            proposal = session.get_one(Proposal, proposal_id)
+            question = session.get_one(Question, proposal.question_id)
+            view = proposal_view(session, proposal, self.votes_to_select())
+            channel, ts = question.card_channel, proposal.message_ts
+        if channel is not None and ts is not None:
+            self._quietly(self.notifier.update_proposal, channel, ts, view)
+
+    def refresh_thread(self, question_id: int) -> None:
+        """Re-render the card and every proposal of a question."""
+        with self.sessions.begin() as session:
+            ids = list(
+                session.scalars(
+                    select(Proposal.id)
+                    .where(Proposal.question_id == question_id, Proposal.message_ts.is_not(None))
+                    .order_by(Proposal.id)
+                )
+            )
+        for proposal_id in ids:
+            self._refresh_proposal(proposal_id)
+        self.refresh_card(question_id)
+
+    # -- replies -------------------------------------------------------------------------
+
+    def send_due_replies(self, channel: SocialChannel) -> list[outbox.SendReport]:
+        """Publish every due reply, then show the outcome in Slack."""
+        claimed = outbox.claim_due(self.sessions, now=self.clock(), lease=self.send_lease)
+        reports = []
+        for reply_id in claimed:
+            report = outbox.send_claimed(self.sessions, channel, reply_id, clock=self.clock)
+            reports.append(report)
+            if report.state == "sent":
+                self._announce_sent(report.question_id)
+            elif report.state == "failed":
+                self._announce_failed(report.question_id, report.error or "unknown error")
+        return reports
+
+    def _announce_sent(self, question_id: int) -> None:
+        self.refresh_thread(question_id)
+        self.on_decided(question_id)
+        with self.sessions.begin() as session:
+            question = session.get_one(Question, question_id)
+            reply = session.scalars(select(Reply).where(Reply.question_id == question_id)).one()
+            if reply.proposal_id is None or question.card_ts is None or reply.url is None:
+                return
+            proposal = session.get_one(Proposal, reply.proposal_id)
+            text = thanks_text(proposal.author_id, vote_count(session, proposal.id), reply.url)
+            channel, thread = question.card_channel, question.card_ts
+        if channel is not None:
+            self._quietly(self.notifier.post_in_thread, channel, thread, text)
+
+    def _announce_failed(self, question_id: int, error: str) -> None:
+        self.refresh_thread(question_id)
+        self.on_decided(question_id)
+        with self.sessions.begin() as session:
+            question = session.get_one(Question, question_id)
+            channel, thread = question.card_channel, question.card_ts
+        if channel is not None and thread is not None:
+            self._quietly(self.notifier.post_in_thread, channel, thread, reply_failed_text(error))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def tell(self, channel: str, user: str, message: str) -> None:
+        """A private notice to one person (escaped here, so callers pass plain text)."""
+        self._quietly(self.notifier.tell, channel, user, mrkdwn.escape(message))
+
+    @staticmethod
+    def _quietly(call: Callable[..., object], *args: object) -> None:
+        # Slack shows state; the database holds it. A failed update is repaired by the next one.
+        try:
+            call(*args)
+        except NotifierError as exc:
+            log.warning("Slack update failed: %s", exc)
+
+
+def _record_card(
+    session: Session, question: Question, channel: str, ts: str, now: datetime
+) -> None:
+    """Remember where a question's card is, and open the question (once)."""
+    if question.state != State.NEW:
+        return
+    question.card_channel, question.card_ts = channel, ts
+    transition(
+        session, question, State.OPEN, actor=SYSTEM, now=now, detail={"channel": channel, "ts": ts}
+    )
+
+
+def open_questions(sessions: sessionmaker[Session], limit: int = 20) -> list[HomeItem]:
+    """The oldest questions still waiting for an answer, for the App Home tab."""
+    waiting = (State.OPEN, State.PROPOSED, State.ESCALATED)
+    with sessions.begin() as session:
+        rows = session.execute(
+            select(Question, Customer.handle)
+            .join(Customer, Customer.id == Question.customer_id)
+            .where(Question.state.in_(waiting))
+            .order_by(Question.received_at, Question.id)
+            .limit(limit)
+        ).all()
+        return [
+            HomeItem(
+                question_id=question.id,
+                customer_handle=handle,
+                text=question.text,
+                state=question.state,
+                proposal_count=card_view(session, question).proposal_count,
+            )
+            for question, handle in rows
+        ]

@@ -1,0 +1,36 @@
+"""The database clock: aware UTC, close to the database's own time, robust when it is away."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from sqlalchemy import func, select
+
+from storage.clock import DatabaseClock
+from storage.db import make_engine
+from storage.models import utcnow
+
+
+def test_database_clock_tells_the_databases_time(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        clock = DatabaseClock(engine)
+        now = clock()
+        with engine.connect() as connection:
+            database_now = connection.scalar(select(func.now()))
+        if database_now.tzinfo is None:
+            database_now = database_now.replace(tzinfo=UTC)
+        assert now.tzinfo is not None
+        assert abs(now - database_now) < timedelta(seconds=2)
+        assert clock() >= now
+    finally:
+        engine.dispose()
+
+
+def test_an_unreachable_database_leaves_the_clock_running() -> None:
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+    try:
+        clock = DatabaseClock(engine)
+        assert abs(clock() - utcnow()) < timedelta(seconds=1)
+    finally:
+        engine.dispose()
