@@ -15,12 +15,14 @@ from bot.config import Settings
 from bot.connectors.webhook import WebhookConnector
 from bot.connectors.zendesk import ZendeskConnector
 from bot.context import CareContext
-from bot.escalation import EscalationPolicy
 from bot.escalation_flow import EscalationFlow, EscalationTargets
 from bot.polling import poll_mentions
 from bot.ports import SocialChannel
+from bot.roles import NoDirectory, Roles
+from bot.runtime_config import RuntimeConfig
 from bot.scheduler import Jobs
 from bot.server import HttpApp
+from bot.slack_directory import SlackDirectory
 from bot.slack_notifier import SlackNotifier, make_web_client
 from bot.workflow import Workflow
 from bot.x_channel import XChannel
@@ -64,11 +66,21 @@ class Crowdcare:
         self.web_client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
         self.channel = channel if channel is not None else _x_channel(settings)
         self.jobs = Jobs()
+        self.config = RuntimeConfig(self.sessions, settings, self.clock, settings.configured)
+        self.roles = Roles(
+            self.sessions,
+            admins=settings.admins,
+            directory=SlackDirectory(self.web_client)
+            if settings.slack_configured
+            else NoDirectory(),
+            pool_mode=self.config.pool_mode,
+            clock=self.clock,
+        )
         self.workflow = Workflow(
             self.sessions,
             SlackNotifier(self.web_client),
             questions_channel=settings.questions_channel or "",
-            votes_to_select=lambda: settings.votes_to_select,
+            votes_to_select=self.config.votes_to_select,
             clock=self.clock,
             wake_outbox=lambda: self.jobs.wake("send_replies"),
             send_lease=settings.send_lease,
@@ -81,7 +93,7 @@ class Crowdcare:
                 supervisor_group=settings.supervisor_group,
                 nudge_mention=settings.nudge_mention,
             ),
-            hours=lambda: settings.business_hours,
+            hours=self.config.business_hours,
             lease=settings.send_lease,
         )
         self.workflow.on_decided = self.escalations.refresh_escalations
@@ -93,7 +105,15 @@ class Crowdcare:
         )
         register_listeners(
             self.bolt,
-            CareContext(settings, self.sessions, self.workflow, self.clock, self.escalations),
+            CareContext(
+                settings,
+                self.sessions,
+                self.workflow,
+                self.clock,
+                self.escalations,
+                self.roles,
+                self.config,
+            ),
         )
         self._schedule()
 
@@ -101,6 +121,8 @@ class Crowdcare:
         settings = self.settings
         self.jobs.every("post_cards", settings.outbox_seconds, self.workflow.post_new_cards)
         self.jobs.every("sweep", settings.sweep_seconds, self.escalations.sweep)
+        # Settings changed with /care config in another process arrive within seconds.
+        self.jobs.every("settings", 5, self.config.refresh)
         self.jobs.every(
             "notifications", settings.outbox_seconds, self.escalations.post_due_notifications
         )
@@ -110,17 +132,15 @@ class Crowdcare:
         if channel is None:
             log.warning("X is not configured (X_API_KEY etc.): not reading mentions or replying.")
             return
-        policy = EscalationPolicy(
-            settings.nudge_after,
-            settings.escalate_after,
-            settings.escalate_again_after,
-            settings.business_hours,
-        )
         interval = timedelta(seconds=settings.x.poll_seconds)
 
         def poll() -> None:
             outcome = poll_mentions(
-                self.sessions, channel, policy=lambda: policy, clock=self.clock, interval=interval
+                self.sessions,
+                channel,
+                policy=self.config.escalation_policy,
+                clock=self.clock,
+                interval=interval,
             )
             if outcome.stored:
                 self.jobs.wake("post_cards")

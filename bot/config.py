@@ -87,11 +87,17 @@ class Settings:
     business_hours: BusinessHours | None = None
     nudge_mention: str | None = None
     supervisor_group: str | None = None
+    pool: str = "open"  # open: anyone answers | registered: only after `/care join`
+    guidelines_file: str | None = None
+    weekly_summary_channel: str | None = None
+    signature: str = "off"  # off | initials
     support: SupportSettings = field(default_factory=SupportSettings)
     sweep_seconds: float = 15.0
     outbox_seconds: float = 5.0
     send_lease: timedelta = timedelta(seconds=60)
     log_level: str = "INFO"
+    # Names of the variables that were set, so `/care config` can say where a value comes from.
+    configured: frozenset[str] = frozenset()
 
     @property
     def slack_configured(self) -> bool:
@@ -133,6 +139,9 @@ class _Reader:
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = values
 
+    def configured(self) -> frozenset[str]:
+        return frozenset(k for k, v in self._values.items() if k.startswith("CARE_") and v.strip())
+
     def text(self, name: str, default: str | None = None) -> str | None:
         value = self._values.get(name, "").strip()
         return value or default
@@ -154,6 +163,14 @@ class _Reader:
         if value < minimum:
             raise ConfigError(f"{name}={raw!r} must be at least {minimum}.")
         return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() not in allowed:
+            raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(allowed)}.")
+        return raw.lower()
 
     def seconds(self, name: str, default: float) -> float:
         raw = self.text(name)
@@ -231,6 +248,7 @@ def _parse(env: _Reader) -> Settings:
     if x_user_id is not None and not re.fullmatch(r"[0-9]{1,19}", x_user_id):
         raise ConfigError(f"X_USER_ID={x_user_id!r} must be the numeric id of the brand account.")
     return Settings(
+        configured=env.configured(),
         slack_bot_token=bot_token,
         slack_signing_secret=env.text("SLACK_SIGNING_SECRET"),
         slack_app_token=app_token,
@@ -251,6 +269,10 @@ def _parse(env: _Reader) -> Settings:
         ),
         database_url=_database_url(env.text("DATABASE_URL", DEFAULT_DATABASE_URL)),
         votes_to_select=env.integer("CARE_VOTES_TO_SELECT", 3),
+        pool=env.choice("CARE_POOL", ("open", "registered"), "open"),
+        guidelines_file=_guidelines_file(env.text("CARE_GUIDELINES_FILE")),
+        weekly_summary_channel=env.slack_id("CARE_WEEKLY_SUMMARY_CHANNEL"),
+        signature=env.choice("CARE_SIGNATURE", ("off", "initials"), "off"),
         nudge_after=env.duration("CARE_NUDGE_AFTER", timedelta(minutes=15)),
         escalate_after=env.duration("CARE_ESCALATE_AFTER", timedelta(minutes=60)),
         escalate_again_after=env.duration("CARE_ESCALATE_AGAIN_AFTER", timedelta(hours=2)),
@@ -278,6 +300,12 @@ def require_slack(settings: Settings, *, socket_mode: bool) -> None:
         missing.append("CARE_QUESTIONS_CHANNEL (the id of the channel for question cards)")
     if missing:
         raise ConfigError("Missing settings: " + "; ".join(missing) + ".")
+
+
+def _guidelines_file(raw: str | None) -> str | None:
+    if raw is not None and not Path(raw).is_file():
+        raise ConfigError(f"CARE_GUIDELINES_FILE={raw!r} is not a readable file.")
+    return raw
 
 
 def _business_hours(raw: str | None) -> BusinessHours | None:

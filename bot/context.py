@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.escalation_flow import EscalationFlow
+from bot.roles import Roles
+from bot.runtime_config import RuntimeConfig
 from bot.workflow import Workflow
 
 
@@ -20,3 +22,5 @@ class CareContext:
     workflow: Workflow
     clock: Callable[[], datetime]
     escalations: EscalationFlow
+    roles: Roles
+    config: RuntimeConfig

@@ -105,6 +105,9 @@ class Question(Base):
     escalated_again_at: Mapped[datetime | None]
     escalation_channel: Mapped[str | None] = mapped_column(String(32))
     escalation_ts: Mapped[str | None] = mapped_column(String(32))
+    # Chosen by the routing rules at intake, so later rule changes affect new questions only.
+    route_channel: Mapped[str | None] = mapped_column(String(32))
+    route_group: Mapped[str | None] = mapped_column(String(32))
 
 
 class Proposal(Base):
@@ -267,3 +270,54 @@ class ConnectorState(Base):
 def utcnow() -> datetime:
     """The current time, aware UTC."""
     return datetime.now(UTC)
+
+
+class Member(Base):
+    """What crowdcare knows about an employee beyond their Slack id: role and pool membership."""
+
+    __tablename__ = "members"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")  # member | moderator | admin
+    in_pool: Mapped[bool] = mapped_column(default=False)  # may answer when CARE_POOL=registered
+    guidelines_version: Mapped[str | None] = mapped_column(String(64))  # the version accepted
+    joined_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Setting(Base):
+    """A workflow setting changed with `/care config`; it wins over the environment."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class Route(Base):
+    """A routing rule: questions whose text matches go to ``channel`` (rules apply in id order)."""
+
+    __tablename__ = "routes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(200))
+    is_regex: Mapped[bool] = mapped_column(default=False)
+    channel: Mapped[str] = mapped_column(String(32))
+    mention_group: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class WeeklySummary(Base):
+    """One row per ISO week: inserting it claims the week's summary, so it is posted once."""
+
+    __tablename__ = "weekly_summaries"
+
+    week: Mapped[str] = mapped_column(String(10), primary_key=True)  # e.g. 2026-W47
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    posted_at: Mapped[datetime | None]

@@ -20,6 +20,10 @@ from tests.dbhelpers import count, make_question
 
 TABLES = {
     "audit_events",
+    "members",
+    "routes",
+    "settings",
+    "weekly_summaries",
     "channel_cursors",
     "connector_states",
     "customers",

@@ -1,0 +1,1 @@
+"""`/care` subcommands: one module per group, each exposing ``subcommands(care)``."""
