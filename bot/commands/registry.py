@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import admin, data, numbers, people
+from bot.commands import admin, data, moderation, numbers, people
 from bot.commands.base import Subcommand
 from bot.context import CareContext
 
@@ -12,6 +12,7 @@ def all_subcommands(care: CareContext) -> list[Subcommand]:
     return [
         *numbers.subcommands(care),
         *people.subcommands(care),
+        *moderation.subcommands(care),
         *admin.subcommands(care),
         *data.subcommands(care),
     ]
