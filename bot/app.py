@@ -103,18 +103,16 @@ class Crowdcare:
             signing_secret=settings.slack_signing_secret,
             process_before_response=False,
         )
-        register_listeners(
-            self.bolt,
-            CareContext(
-                settings,
-                self.sessions,
-                self.workflow,
-                self.clock,
-                self.escalations,
-                self.roles,
-                self.config,
-            ),
+        self.context = CareContext(
+            settings,
+            self.sessions,
+            self.workflow,
+            self.clock,
+            self.escalations,
+            self.roles,
+            self.config,
         )
+        register_listeners(self.bolt, self.context)
         self._schedule()
 
     def _schedule(self) -> None:
