@@ -121,6 +121,9 @@ class Proposal(Base):
     text: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default="open")
     message_ts: Mapped[str | None] = mapped_column(String(32))
+    # Appended to the public reply (e.g. "^JS" with CARE_SIGNATURE=initials); fixed at proposal
+    # time so the length checked is the length sent.
+    signature: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
 
 
@@ -191,6 +194,10 @@ class ChannelCursor(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+    # The channel's API quota as its last answer reported it (x-rate-limit-* headers).
+    quota_limit: Mapped[int | None]
+    quota_remaining: Mapped[int | None]
+    quota_reset_at: Mapped[datetime | None]
 
 
 class Notification(Base):
