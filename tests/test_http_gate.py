@@ -148,5 +148,5 @@ def test_an_unknown_subcommand_is_named_back_safely(idle_stack):
 
     assert response.status == 200
     text = response.json()["text"]
-    assert "Unknown subcommand" in text
+    assert "There is no `/care` subcommand" in text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
