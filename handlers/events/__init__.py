@@ -11,7 +11,9 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import CareContext
+from bot.roles import Role
 from bot.slack_blocks import home_view
+from bot.stats import home_numbers
 from bot.workflow import open_questions
 from storage.models import ProcessedSlackEvent
 
@@ -36,12 +38,16 @@ def register(app: App, care: CareContext) -> None:
 
     @app.event("app_home_opened")
     def show_home(event: dict[str, Any], client: WebClient) -> None:
-        """Show the open questions on the Home tab."""
+        """Show the viewer's numbers (and today's, to admins) and the open questions."""
         if event.get("tab", "home") != "home":
             return
+        user = str(event["user"])
+        admin = care.roles.role_of(user) >= Role.ADMIN
+        with care.sessions.begin() as session:
+            summary, today = home_numbers(session, user, now=care.clock(), admin=admin)
         items = open_questions(care.sessions)
-        view = home_view(items, care.settings.questions_channel)
-        client.views_publish(user_id=event["user"], view=view)
+        view = home_view(items, care.settings.questions_channel, summary, today)
+        client.views_publish(user_id=user, view=view)
 
 
 def _first_delivery(care: CareContext, event_id: str) -> bool:
