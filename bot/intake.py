@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,8 +13,9 @@ from sqlalchemy.orm import Session
 from bot import support
 from bot.escalation import EscalationPolicy
 from bot.ports import Author, IncomingPost
+from bot.routing import Rule, first_match, load_rules
 from bot.states import State, record
-from storage.models import Customer, Question
+from storage.models import AuditEvent, Customer, Question, Setting
 
 SYSTEM = "crowdcare"
 
@@ -39,13 +41,15 @@ def receive_posts(
 ) -> IntakeResult:
     """Store each post as a question unless it is the brand's own, a repost, or already stored."""
     result = IntakeResult()
+    # Read once per batch, in this transaction: the rules as they are when the posts arrive.
+    rules = load_rules(session) if posts else []
     for post in posts:
         if post.author.external_id == brand_id:
             result.own_posts += 1
         elif post.is_repost:
             result.reposts += 1
         else:
-            question = _store_question(session, channel, post, policy, now)
+            question = _store_question(session, channel, post, policy, now, rules)
             if question is None:
                 result.duplicates += 1
             else:
@@ -53,8 +57,13 @@ def receive_posts(
     return result
 
 
-def _store_question(
-    session: Session, channel: str, post: IncomingPost, policy: EscalationPolicy, now: datetime
+def _store_question(  # noqa: PLR0917 - one post and the batch's context
+    session: Session,
+    channel: str,
+    post: IncomingPost,
+    policy: EscalationPolicy,
+    now: datetime,
+    rules: list[Rule],
 ) -> Question | None:
     exists = select(Question.id).where(
         Question.channel == channel, Question.external_id == post.external_id
@@ -62,6 +71,7 @@ def _store_question(
     if session.scalar(exists) is not None:
         return None
     customer = _customer(session, channel, post.author, now)
+    route = first_match(rules, post.text)
     question = Question(
         channel=channel,
         external_id=post.external_id,
@@ -74,6 +84,8 @@ def _store_question(
         received_at=now,
         state=State.NEW,
         card_attempts=0,
+        route_channel=route.channel if route else None,
+        route_group=route.group if route else None,
         **policy.deadlines(now),
     )
     try:
@@ -89,7 +101,11 @@ def _store_question(
         action="question.received",
         question_id=question.id,
         now=now,
-        detail={"external_id": post.external_id, "customer_id": customer.id},
+        detail={
+            "external_id": post.external_id,
+            "customer_id": customer.id,
+            **({"route_channel": route.channel} if route else {}),
+        },
     )
     support.emit(
         session,
@@ -124,3 +140,108 @@ def _customer(session: Session, channel: str, author: Author, now: datetime) -> 
         # People rename themselves; the card should show who they are now.
         customer.handle, customer.name = author.handle, author.name
     return customer
+
+
+# -- questions asked in Slack ------------------------------------------------------------------
+
+MANUAL_CHANNEL = "slack"  # answered in Slack only: no reply is ever published on a network
+MANUAL_KIND = "manual"
+MAX_MANUAL_TEXT = 2000
+
+
+def ask_in_slack(
+    session: Session,
+    *,
+    asker: str,
+    text: str,
+    handle: str | None,
+    policy: EscalationPolicy,
+    now: datetime,
+) -> Question:
+    """Store a question someone relays from elsewhere; it is routed and voted on as usual."""
+    if handle:
+        author = Author(external_id=f"@{handle.lower()}", handle=handle, name="")
+    else:
+        # No customer named: the card names the colleague who relays the question.
+        author = Author(external_id=f"asker:{asker}", handle="manual", name=asker)
+    customer = _customer(session, MANUAL_CHANNEL, author, now)
+    route = first_match(load_rules(session), text)
+    question = Question(
+        channel=MANUAL_CHANNEL,
+        external_id=f"ask-{uuid.uuid4().hex}",
+        customer_id=customer.id,
+        kind=MANUAL_KIND,
+        text=text,
+        post_url="",
+        conversation_id=None,
+        asked_at=now,
+        received_at=now,
+        state=State.NEW,
+        card_attempts=0,
+        route_channel=route.channel if route else None,
+        route_group=route.group if route else None,
+        **policy.deadlines(now),
+    )
+    session.add(question)
+    session.flush()
+    record(
+        session,
+        actor=asker,
+        action="question.received",
+        question_id=question.id,
+        now=now,
+        detail={
+            "kind": MANUAL_KIND,
+            "asker": asker,
+            "customer_id": customer.id,
+            "route_channel": question.route_channel,
+        },
+    )
+    support.emit(
+        session,
+        question_id=question.id,
+        type="question.received",
+        data={"external_id": question.external_id, "handle": author.handle, "text": text},
+        now=now,
+    )
+    return question
+
+
+def asker_of(session: Session, question_id: int) -> str | None:
+    """Who relayed a question asked in Slack (from its intake audit event)."""
+    event = session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.question_id == question_id, AuditEvent.action == "question.received")
+        .order_by(AuditEvent.id)
+        .limit(1)
+    )
+    asker = (event.detail or {}).get("asker") if event is not None else None
+    return str(asker) if asker else None
+
+
+# -- pausing intake ----------------------------------------------------------------------------
+
+INTAKE_KEY = "intake"
+PAUSED = "paused"
+
+
+def intake_paused(session: Session) -> bool:
+    """Whether an admin paused reading mentions (``/care pause``)."""
+    stored = session.get(Setting, INTAKE_KEY)
+    return stored is not None and stored.value == PAUSED
+
+
+def set_intake_paused(session: Session, paused: bool, *, actor: str, now: datetime) -> bool:
+    """Pause or resume reading mentions; audited. False when it already was so (no change)."""
+    stored = session.get(Setting, INTAKE_KEY, with_for_update=True)
+    if (stored is not None and stored.value == PAUSED) == paused:
+        return False
+    if paused:
+        if stored is None:
+            session.add(Setting(key=INTAKE_KEY, value=PAUSED, updated_by=actor, updated_at=now))
+        else:
+            stored.value, stored.updated_by, stored.updated_at = PAUSED, actor, now
+    elif stored is not None:
+        session.delete(stored)
+    record(session, actor=actor, action="intake.paused" if paused else "intake.resumed", now=now)
+    return True

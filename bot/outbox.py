@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import support
@@ -30,6 +30,8 @@ from storage.models import Proposal, Question, Reply
 log = logging.getLogger(__name__)
 
 SYSTEM = "crowdcare"
+# Questions asked in Slack (`/care ask`) are answered there: nothing is ever published for them.
+SLACK_ONLY = ("slack", "manual")
 MAX_BACKOFF = timedelta(minutes=15)
 FIRST_BACKOFF = timedelta(seconds=5)
 
@@ -50,13 +52,18 @@ def claim_due(
     now: datetime,
     lease: timedelta,
     limit: int = 10,
+    channel: str | None = None,
 ) -> list[int]:
-    """Mark due replies as ``sending`` under a lease and return their ids."""
+    """Mark due replies as ``sending`` under a lease and return their ids.
+
+    Only replies for ``channel`` (when given), and never those answered in Slack only.
+    """
     with sessions.begin() as session:
         due = (
             select(Reply)
             .where(
-                Reply.channel != "manual",
+                Reply.channel.not_in(SLACK_ONLY),
+                Reply.channel == channel if channel is not None else true(),
                 Reply.next_attempt_at <= now,
                 or_(Reply.state == "pending", Reply.state == "sending"),
             )
@@ -159,12 +166,20 @@ def _duplicate(
         return _retry_later(sessions, claim, lookup_error, clock())
     if posted is not None:
         return _mark_sent(sessions, claim, posted, clock())
-    return _fail(
-        sessions,
-        claim,
-        f"X refused the reply as duplicate content ({exc}); edit the answer and send it again.",
-        clock(),
-    )
+    if claim.attempt > 1:
+        # An earlier attempt's fate is unknown (a lost answer, a crash), so the duplicate is most
+        # likely this very reply, public but not yet shown by X's timeline. Telling a person to
+        # edit and resend would answer the customer twice.
+        error = (
+            f"X says this reply is already posted ({exc}), probably by an earlier attempt whose "
+            "outcome was lost, though it is not on our timeline yet. Check the customer's post "
+            "on X before sending anything again."
+        )
+    else:
+        error = (
+            f"X refused the reply as duplicate content ({exc}); edit the answer and send it again."
+        )
+    return _fail(sessions, claim, error, clock())
 
 
 def _mark_sent(
@@ -241,3 +256,51 @@ def _fail(sessions: sessionmaker[Session], claim: _Claim, error: str, now: datet
         )
         log.error("Reply %s failed for good: %s", reply.id, error)
         return SendReport(reply.id, question.id, reply.state, reply.last_error)
+
+
+@dataclass(frozen=True)
+class SlackAnswer:
+    """A chosen answer to a question asked in Slack: shown in its card's thread, not published."""
+
+    question_id: int
+    proposal_id: int | None
+    text: str
+
+
+def answer_in_slack(sessions: sessionmaker[Session], *, now: datetime) -> list[SlackAnswer]:
+    """Complete every selected answer to a Slack-only question: ``selected → answered``."""
+    answered = []
+    with sessions.begin() as session:
+        due = (
+            select(Reply)
+            .where(Reply.channel.in_(SLACK_ONLY), Reply.state == "pending")
+            .order_by(Reply.id)
+            .with_for_update(skip_locked=True)
+        )
+        for reply in session.scalars(due):
+            question = session.get_one(Question, reply.question_id)
+            if question.state not in (State.SELECTED, State.SENDING):
+                continue  # taken over meanwhile (a rep solved it); that decision stands
+            reply.state, reply.attempts, reply.sent_at = "sent", reply.attempts + 1, now
+            reply.last_error = None
+            if reply.proposal_id is not None:
+                session.get_one(Proposal, reply.proposal_id).state = "sent"
+            question.answered_at = now
+            record(
+                session,
+                actor=SYSTEM,
+                action="reply.answered_in_slack",
+                question_id=question.id,
+                now=now,
+                detail={"reply_id": reply.id, "proposal_id": reply.proposal_id},
+            )
+            support.emit(
+                session,
+                question_id=question.id,
+                type="reply.sent",
+                data={"external_id": None, "url": None, "text": reply.text, "in": "slack"},
+                now=now,
+            )
+            transition(session, question, State.ANSWERED, actor=SYSTEM, now=now)
+            answered.append(SlackAnswer(question.id, reply.proposal_id, reply.text))
+    return answered

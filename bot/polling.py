@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.escalation import EscalationPolicy
-from bot.intake import IntakeResult, receive_posts
+from bot.intake import IntakeResult, intake_paused, receive_posts
 from bot.ports import ChannelError, RateLimited, SocialChannel
 from storage.models import ChannelCursor
 
@@ -28,6 +28,7 @@ class PollOutcome:
     pages: int = 0
     skipped_until: datetime | None = None
     error: str | None = None
+    paused: bool = False
 
 
 def poll_mentions(
@@ -38,7 +39,14 @@ def poll_mentions(
     clock: Callable[[], datetime],
     interval: timedelta,
 ) -> PollOutcome:
-    """Fetch every new mention page by page; move the cursor only once all are stored."""
+    """Fetch every new mention page by page; move the cursor only once all are stored.
+
+    While intake is paused nothing is fetched; the cursor stays, so resuming reads what came.
+    """
+    # Its own short read, before any transaction of this poll is open.
+    with sessions() as session:
+        if intake_paused(session):
+            return PollOutcome(stored=[], paused=True)
     now = clock()
     with sessions.begin() as session:
         cursor = _cursor(session, channel.name, now)

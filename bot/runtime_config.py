@@ -10,6 +10,7 @@ intake), exactly as a changed environment variable would.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 RESET_WORDS = frozenset({"default", "reset", "unset"})
 MAX_VOTES = 50
 MAX_DEADLINE = timedelta(days=30)
+MAX_RAW = 200  # longer than any valid value; keeps junk out of the table and the audit log
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,4}")
 
 
 class ConfigValueError(ValueError):
@@ -49,7 +52,8 @@ class Key:
 
 
 def _votes(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_VOTES:
+    # Not str.isdigit(): it accepts digits such as "²" that int() refuses.
+    if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_VOTES:
         raise ConfigValueError(f"expected a whole number from 1 to {MAX_VOTES}")
     return int(raw)
 
@@ -234,34 +238,45 @@ class RuntimeConfig:
     # -- changing -----------------------------------------------------------------------
 
     def change(self, name: str, raw: str, actor: str) -> Entry:
-        """Store ``raw`` for ``name`` (``default`` drops it); audited. Raises on bad input."""
+        """Store ``raw`` for ``name`` (``default`` drops it); audited. Raises on bad input.
+
+        Nothing is stored or audited when the value is refused or already stored as given.
+        """
         key = KEYS.get(name)
         if key is None:
             raise ConfigValueError(f"unknown setting; the settings are: {', '.join(KEYS)}")
-        raw = raw.strip()
+        raw = " ".join(raw.split())
+        after: str | None = None
+        if raw.lower() not in RESET_WORDS:
+            if len(raw) > MAX_RAW:
+                raise ConfigValueError(f"expected {key.what} (at most {MAX_RAW} characters)")
+            after = _stored_form(key, key.parse(raw))
         now = self.clock()
         with self.sessions.begin() as session:
             stored = session.get(Setting, name, with_for_update=True)
             before = None if stored is None else stored.value
-            if raw.lower() in RESET_WORDS:
-                if stored is not None:
-                    session.delete(stored)
-                after = None
-            else:
-                value = key.parse(raw)
-                after = raw if name == "business_hours" and value is not None else key.show(value)
-                if name == "business_hours" and value is None:
-                    after = "off"
-                if stored is None:
-                    session.add(Setting(key=name, value=after, updated_by=actor, updated_at=now))
-                else:
-                    stored.value, stored.updated_by, stored.updated_at = after, actor, now
-            record(
-                session,
-                actor=actor,
-                action="config.changed",
-                now=now,
-                detail={"key": name, "from": before, "to": after},
-            )
+            if after is None and stored is not None:
+                session.delete(stored)
+            elif after is not None and stored is None:
+                session.add(Setting(key=name, value=after, updated_by=actor, updated_at=now))
+            elif after is not None and stored is not None:
+                stored.value, stored.updated_by, stored.updated_at = after, actor, now
+            if before != after:
+                record(
+                    session,
+                    actor=actor,
+                    action="config.changed",
+                    now=now,
+                    detail={"key": name, "from": before, "to": after},
+                )
         self.refresh()
+        return self.entry(name)
+
+    def entry(self, name: str) -> Entry:
+        """One setting as :meth:`entries` shows it."""
         return next(entry for entry in self.entries() if entry.key == name)
+
+
+def _stored_form(key: Key, value: Any) -> str:
+    """What is stored: the canonical form, which parses back to ``value``."""
+    return "off" if value is None else str(key.show(value))
