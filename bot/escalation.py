@@ -70,7 +70,7 @@ def sweep(
         return result
     steps: list[tuple[list[int], InstrumentedAttribute[Any], Any, Callable[..., None]]] = [
         (result.nudged, Question.nudge_at, _due_nudge(now), _nudge),
-        (result.escalated, Question.escalate_at, _due_escalation(now), _escalate),
+        (result.escalated, Question.escalate_at, _due_escalation(now), escalate),
         (result.escalated_again, Question.escalate_again_at, _due_again(now), _escalate_again),
     ]
     for acted, column, due, step in steps:
@@ -143,15 +143,34 @@ def _nudge(session: Session, question: Question, now: datetime) -> None:
     _notify(session, question, NUDGE, now)
 
 
-def _escalate(session: Session, question: Question, now: datetime) -> None:
+def can_escalate(question: Question) -> bool:
+    """Whether ``question`` may still be escalated to the reps (level 1), deadline aside."""
+    return question.state in ESCALATES and question.escalated_at is None
+
+
+def escalate(
+    session: Session,
+    question: Question,
+    now: datetime,
+    *,
+    actor: str = SYSTEM,
+    reason: str | None = None,
+) -> None:
+    """Escalate one question to the reps, in the caller's transaction: the marker, the state
+    change and its audit event, the support event and the notification commit together.
+
+    The sweep calls this when the deadline passes; a moderator's Escalate now passes ``actor``
+    and ``reason``. The caller holds the question's row lock and checked :func:`can_escalate`.
+    """
     question.escalated_at = now
     waited = int((now - question.received_at).total_seconds())
-    transition(session, question, State.ESCALATED, actor=SYSTEM, now=now, detail={"level": 1})
+    detail: dict[str, Any] = {"level": 1} if reason is None else {"level": 1, "reason": reason}
+    transition(session, question, State.ESCALATED, actor=actor, now=now, detail=detail)
     support.emit(
         session,
         question_id=question.id,
         type="question.escalated",
-        data={"level": 1, "waited_seconds": waited, "reason": _reason(waited)},
+        data={"level": 1, "waited_seconds": waited, "reason": reason or _reason(waited)},
         now=now,
     )
     _notify(session, question, ESCALATION, now)

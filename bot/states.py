@@ -46,7 +46,10 @@ _ALLOWED: dict[State, frozenset[State]] = {
     State.PROPOSED: frozenset(
         {State.SELECTED, State.ESCALATED, State.ANSWERED, State.IGNORED, State.CLOSED}
     ),
-    State.ESCALATED: frozenset({State.PROPOSED, State.SELECTED, State.ANSWERED, State.CLOSED}),
+    # IGNORED too: a spam post nobody answered gets escalated before a moderator sees it.
+    State.ESCALATED: frozenset(
+        {State.PROPOSED, State.SELECTED, State.ANSWERED, State.IGNORED, State.CLOSED}
+    ),
     State.SELECTED: frozenset({State.SENDING, State.FAILED, State.ANSWERED}),
     State.SENDING: frozenset({State.ANSWERED, State.FAILED}),
     State.FAILED: frozenset({State.SELECTED, State.ESCALATED, State.ANSWERED, State.CLOSED}),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot import signing
 from bot.escalation_blocks import ACTION_ANSWER_NOW, ACTION_SEND_PROPOSAL, VIEW_ANSWER_NOW
 from bot.slack_blocks import ANSWER_BLOCK, ANSWER_INPUT
-from storage.models import Question
+from storage.models import Member, Question
 from tests.dbhelpers import Clock
 from tests.scenario import button_value, card_for, current, ephemeral_to, propose, rendered, vote
 from tests.standins.stack import QUESTIONS_CHANNEL, Stack, wait_until
@@ -71,6 +71,12 @@ def thread_texts(stack: Stack, card: dict) -> list[str]:
 def question(stack: Stack) -> Question:
     with stack.app.sessions.begin() as session:
         return session.scalars(select(Question)).one()
+
+
+def make_moderator(stack: Stack, user_id: str) -> None:
+    """Answer now and Send are for moderators: give ``user_id`` the role."""
+    with stack.app.sessions.begin() as session:
+        session.add(Member(user_id=user_id, role="moderator", updated_at=datetime.now(UTC)))
 
 
 def sweeps_after(stack: Stack) -> None:
@@ -147,6 +153,7 @@ def test_an_answer_after_escalation_stops_the_chain(stack: Stack, clock: Clock) 
 
 
 def test_rep_answer_now_sends_exactly_one_reply(stack: Stack, clock: Clock) -> None:
+    make_moderator(stack, "U0REP")
     post_id = stack.x.add_mention("@AcmeHelp my account is locked")
     card_for(stack, "account is locked")
     clock.advance(minutes=61)
@@ -185,6 +192,7 @@ def test_rep_answer_now_sends_exactly_one_reply(stack: Stack, clock: Clock) -> N
 
 
 def test_send_on_a_proposal_sends_it_without_votes(stack: Stack, clock: Clock) -> None:
+    make_moderator(stack, "U0REP")
     stack.x.add_mention("@AcmeHelp where do I find my invoice?")
     card = card_for(stack, "invoice")
     propose(stack, "U0ALICE", card, "Under Account → Orders → Invoice.")
