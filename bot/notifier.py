@@ -65,3 +65,9 @@ class Notifier(Protocol):
     def permalink(self, channel: str, ts: str) -> str | None:
         """A link to a message, or None when Slack has none."""
         ...
+
+    def upload_file(
+        self, user_id: str, filename: str, content: bytes, *, title: str, comment: str
+    ) -> None:
+        """Upload a file into the direct message with ``user_id`` (``comment`` already safe)."""
+        ...

@@ -56,6 +56,8 @@ class Subcommand:
     run: Callable[[Invocation], Answer | str]
     # Slow work (uploads, many rows): acknowledged at once, the answer follows by DM.
     slow: bool = False
+    # Arguments naming a private person (`/care forget @handle`) are not kept in the audit log.
+    private_args: bool = False
     aliases: tuple[str, ...] = field(default=())
 
 

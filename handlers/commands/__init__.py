@@ -103,7 +103,7 @@ def _run(  # noqa: PLR0917 - the listener's pieces, passed on once
         _direct_message(client, user, Answer(FAILED.format(name=subcommand.name)))
         return
     if subcommand.role >= Role.MODERATOR:
-        _audit(care, invocation)
+        _audit(care, invocation, withhold=subcommand.private_args)
     if subcommand.slow:
         _direct_message(client, user, answer)
     else:
@@ -114,7 +114,7 @@ def _answer(result: Answer | str) -> Answer:
     return result if isinstance(result, Answer) else Answer(result)
 
 
-def _audit(care: CareContext, invocation: Invocation) -> None:
+def _audit(care: CareContext, invocation: Invocation, *, withhold: bool = False) -> None:
     """Every moderator and admin command is in the audit log, with its arguments."""
     with care.sessions.begin() as session:
         record(
@@ -122,7 +122,10 @@ def _audit(care: CareContext, invocation: Invocation) -> None:
             actor=invocation.user_id,
             action=f"command.{invocation.name}",
             now=care.clock(),
-            detail={"text": invocation.text[:MAX_AUDITED_TEXT], "channel": invocation.channel_id},
+            detail={
+                "text": "[withheld]" if withhold else invocation.text[:MAX_AUDITED_TEXT],
+                "channel": invocation.channel_id,
+            },
         )
 
 
