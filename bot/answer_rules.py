@@ -43,25 +43,39 @@ def weighted_length(text: str) -> int:
     return int(parse_tweet(_SURROGATE.sub("", text)).weightedLength)
 
 
-def check_answer(text: str | None) -> AnswerCheck:
-    """Check a proposed answer against X's length and character rules."""
+def published_text(text: str | None, signature: str | None = None) -> str:
+    """The text X receives: the normalized answer, then the signature (if any) after a space."""
+    answer = normalize_answer(text)
+    return f"{answer} {signature}" if answer and signature else answer
+
+
+def check_answer(text: str | None, signature: str | None = None) -> AnswerCheck:
+    """Check a proposed answer, signed with ``signature``, against X's length and characters."""
     answer = normalize_answer(text)
     if not answer:
         return AnswerCheck(ok=False, weighted_length=0, problems=(EMPTY_PROBLEM,))
-    length = weighted_length(answer)
+    length = weighted_length(published_text(answer, signature))
     problems: list[str] = []
     if length > MAX_WEIGHTED_LENGTH:
-        problems.append(_too_long(length))
+        problems.append(_too_long(length, signature))
     if _has_rejected_characters(answer):
         problems.append(INVALID_CHARACTERS_PROBLEM)
     return AnswerCheck(ok=not problems, weighted_length=length, problems=tuple(problems))
 
 
-def _too_long(length: int) -> str:
-    """Explain how far over X's limit the answer is."""
+def _too_long(length: int, signature: str | None) -> str:
+    """Explain how far over X's limit the answer is, and how much room the signature takes."""
+    over = length - MAX_WEIGHTED_LENGTH
+    if not signature:
+        return (
+            f"The answer is {length} characters as X counts them (links count 23, CJK and emoji"
+            f" 2); the limit is {MAX_WEIGHTED_LENGTH}. Shorten it by {over}."
+        )
+    room = weighted_length(" " + signature)
     return (
-        f"The answer is {length} characters as X counts them (links count 23, CJK and emoji 2);"
-        f" the limit is {MAX_WEIGHTED_LENGTH}. Shorten it by {length - MAX_WEIGHTED_LENGTH}."
+        f"With your signature ({signature}, which takes {room} characters) the reply is {length}"
+        f" characters as X counts them (links count 23, CJK and emoji 2); the limit is"
+        f" {MAX_WEIGHTED_LENGTH}. Shorten the answer by {over}."
     )
 
 

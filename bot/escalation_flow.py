@@ -267,9 +267,16 @@ class EscalationFlow:
 
     def submit_answer_now(self, question_id: int, rep_id: str, text: str | None) -> Feedback:
         """Check and queue a rep's answer; problems go back into the modal."""
+        signature = self.workflow.signature_for_user(rep_id)  # may ask Slack: before the commit
         with self.sessions.begin() as session:
             result = answer_now(
-                session, question_id=question_id, rep_id=rep_id, text=text, now=self.clock()
+                session,
+                question_id=question_id,
+                rep_id=rep_id,
+                text=text,
+                now=self.clock(),
+                policy=self.workflow.reply_policy(),
+                signature=signature,
             )
         return form_feedback(result)
 
@@ -281,15 +288,25 @@ class EscalationFlow:
     def send_proposal(self, proposal_id: int, actor: str) -> Feedback:
         """Send a proposal without waiting for votes."""
         with self.sessions.begin() as session:
-            outcome = send_proposal_now(
-                session, proposal_id=proposal_id, actor=actor, now=self.clock()
+            sent = send_proposal_now(
+                session,
+                proposal_id=proposal_id,
+                actor=actor,
+                now=self.clock(),
+                policy=self.workflow.reply_policy(),
             )
             proposal = session.get(Proposal, proposal_id)
             question_id = proposal.question_id if proposal else 0
-        if outcome == SendOutcome.UNKNOWN:
+        if sent.outcome == SendOutcome.UNKNOWN:
             return Feedback(notice="That proposal no longer exists.")
-        if outcome == SendOutcome.CLOSED:
+        if sent.outcome == SendOutcome.CLOSED:
             return Feedback(notice="This question already has its answer chosen.")
+        if sent.outcome == SendOutcome.REFUSED:
+            return Feedback(
+                notice="This proposal can't be sent as it is: "
+                + " ".join(sent.problems)
+                + " Propose a corrected answer instead."
+            )
         self.after_change(question_id)
         self.workflow.wake_outbox()
         return Feedback(notice="Sending this proposal now.")

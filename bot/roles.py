@@ -43,18 +43,25 @@ POOL_REGISTERED = "registered"
 
 
 class Directory(Protocol):
-    """The workspace's own idea of who administers it (Slack's ``users.info``)."""
+    """The workspace's own idea of its people (Slack's ``users.info``)."""
 
     def is_workspace_admin(self, user_id: str) -> bool:
         """True for workspace admins and owners; False when unknown or unreachable."""
         ...
 
+    def display_name(self, user_id: str) -> str | None:
+        """The person's real name (else display or user name); None when unknown or unreachable."""
+        ...
+
 
 class NoDirectory:
-    """No workspace to ask (the demo, some tests): nobody is a workspace admin."""
+    """No workspace to ask (the demo, some tests): nobody is a workspace admin or has a name."""
 
     def is_workspace_admin(self, user_id: str) -> bool:
         return False
+
+    def display_name(self, user_id: str) -> str | None:
+        return None
 
 
 class Roles:

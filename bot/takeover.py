@@ -3,6 +3,7 @@ or solves the case in the helpdesk."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -10,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import support
+from bot.reply_policy import DM_KIND, ReplyPolicy, check_reply
 from bot.states import State, record, transition
 from bot.views import vote_count
 from bot.voting import (
+    STRICT_POLICY,
     ProposeOutcome,
     ProposeResult,
     lock_question,
@@ -26,15 +29,24 @@ TAKEOVER_STATES = frozenset({State.OPEN, State.PROPOSED, State.ESCALATED, State.
 
 
 def answer_now(
-    session: Session, *, question_id: int, rep_id: str, text: str | None, now: datetime
+    session: Session,
+    *,
+    question_id: int,
+    rep_id: str,
+    text: str | None,
+    now: datetime,
+    policy: ReplyPolicy = STRICT_POLICY,
+    signature: str | None = None,
 ) -> ProposeResult:
-    """A rep's own answer, selected at once without a vote."""
+    """A rep's own answer, checked against the reply policy and selected at once."""
     result = propose(
         session,
         question_id=question_id,
         author_id=rep_id,
         text=text,
         now=now,
+        policy=policy,
+        signature=signature,
         accepted_in=TAKEOVER_STATES,
         by_rep=True,
     )
@@ -47,19 +59,43 @@ class SendOutcome(StrEnum):
     QUEUED = "queued"
     CLOSED = "closed"
     UNKNOWN = "unknown"
+    REFUSED = "refused"  # the proposal breaks the reply policy as it is now
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: SendOutcome
+    problems: tuple[str, ...] = ()  # why the policy refuses it (REFUSED only)
 
 
 def send_proposal_now(
-    session: Session, *, proposal_id: int, actor: str, now: datetime
-) -> SendOutcome:
-    """Select a proposal regardless of its votes (a rep's or moderator's decision)."""
+    session: Session, *, proposal_id: int, actor: str, now: datetime, policy: ReplyPolicy
+) -> SendResult:
+    """Select a proposal regardless of its votes (a rep's or moderator's decision).
+
+    The proposal is checked again against ``policy`` as it is now: the deny list or the allowed
+    domains may have changed since it was written.
+    """
     proposal = session.get(Proposal, proposal_id)
     if proposal is None:
-        return SendOutcome.UNKNOWN
+        return SendResult(SendOutcome.UNKNOWN)
     question = lock_question(session, proposal.question_id)
     if question is None or question.state not in TAKEOVER_STATES:
-        return SendOutcome.CLOSED
+        return SendResult(SendOutcome.CLOSED)
     session.refresh(proposal)
+    check = check_reply(
+        proposal.text, policy, signature=proposal.signature, is_dm=question.kind == DM_KIND
+    )
+    if not check.ok:
+        record(
+            session,
+            actor=actor,
+            action="proposal.send_refused",
+            question_id=question.id,
+            now=now,
+            detail={"proposal_id": proposal.id, "problems": list(check.problems)},
+        )
+        return SendResult(SendOutcome.REFUSED, check.problems)
     votes = vote_count(session, proposal.id)
     record(
         session,
@@ -70,7 +106,7 @@ def send_proposal_now(
         detail={"proposal_id": proposal.id, "votes": votes},
     )
     select_proposal(session, question, proposal, actor=actor, now=now, votes=votes)
-    return SendOutcome.QUEUED
+    return SendResult(SendOutcome.QUEUED)
 
 
 class SolveOutcome(StrEnum):

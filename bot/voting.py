@@ -11,10 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import support
-from bot.answer_rules import check_answer, normalize_answer
+from bot.answer_rules import normalize_answer, published_text
+from bot.reply_policy import DM_KIND, ReplyPolicy, check_reply
 from bot.states import ACCEPTS_PROPOSALS, State, record, transition
 from bot.views import vote_count
 from storage.models import Proposal, Question, Reply, Vote
+
+# No links, no deny list: what applies when a caller names no policy.
+STRICT_POLICY = ReplyPolicy()
 
 
 class ProposeOutcome(StrEnum):
@@ -50,25 +54,29 @@ def propose(
     author_id: str,
     text: str | None,
     now: datetime,
+    policy: ReplyPolicy = STRICT_POLICY,
+    signature: str | None = None,
     accepted_in: frozenset[State] = ACCEPTS_PROPOSALS,
     by_rep: bool = False,
 ) -> ProposeResult:
-    """Store a proposed answer if it is publishable and the question takes one now.
+    """Store a proposed answer if the reply policy allows it and the question takes one now.
 
+    ``signature`` (the author's initials, or None) is checked with the text and stored with it.
     ``accepted_in`` and ``by_rep`` let a rep's Answer now reuse this (bot.takeover).
     """
-    check = check_answer(text)
-    if not check.ok:
-        return ProposeResult(ProposeOutcome.INVALID, problems=check.problems)
     question = lock_question(session, question_id)
     if question is None:
         return ProposeResult(ProposeOutcome.UNKNOWN)
     if question.state not in accepted_in:
         return ProposeResult(ProposeOutcome.CLOSED, question=question)
+    check = check_reply(text, policy, signature=signature, is_dm=question.kind == DM_KIND)
+    if not check.ok:
+        return ProposeResult(ProposeOutcome.INVALID, problems=check.problems, question=question)
     proposal = Proposal(
         question_id=question.id,
         author_id=author_id,
         text=normalize_answer(text),
+        signature=signature or None,
         state="open",
         created_at=now,
     )
@@ -207,7 +215,8 @@ def select_proposal(
         )
         session.add(reply)
     # A reply X refused for good is the only kind that may be queued again (with a new text).
-    reply.proposal_id, reply.text = proposal.id, proposal.text
+    # The text is exactly what the reply policy checked: the answer and its signature.
+    reply.proposal_id, reply.text = proposal.id, published_text(proposal.text, proposal.signature)
     reply.state, reply.attempts, reply.next_attempt_at = "pending", 0, now
     reply.last_error = None
     session.flush()
@@ -219,7 +228,7 @@ def select_proposal(
             "proposal_id": proposal.id,
             "by": proposal.author_id,
             "votes": votes,
-            "text": proposal.text,
+            "text": reply.text,
         },
         now=now,
     )

@@ -11,6 +11,7 @@ from bot.answer_rules import (
     AnswerCheck,
     check_answer,
     normalize_answer,
+    published_text,
     weighted_length,
 )
 
@@ -114,3 +115,41 @@ def test_problems_are_sentences() -> None:
 
 def test_limit_constant() -> None:
     assert MAX_WEIGHTED_LENGTH == 280
+
+
+@pytest.mark.parametrize(
+    ("text", "signature", "ok", "length"),
+    [
+        ("a" * 276, "^JS", True, 280),
+        ("a" * 277, "^JS", False, 281),
+        ("中" * 137, "^山太", True, 280),
+        ("a" * 280, None, True, 280),
+        ("   ", "^JS", False, 0),  # a signature alone is no answer
+    ],
+)
+def test_the_signature_counts_towards_the_limit(
+    text: str, signature: str | None, ok: bool, length: int
+) -> None:
+    check = check_answer(text, signature)
+    assert (check.ok, check.weighted_length) == (ok, length)
+
+
+def test_too_long_with_a_signature_names_its_room() -> None:
+    [problem] = check_answer("a" * 279, "^JS").problems
+    assert problem.startswith(
+        "With your signature (^JS, which takes 4 characters) the reply is 283"
+    )
+    assert problem.endswith("Shorten the answer by 3.")
+
+
+@pytest.mark.parametrize(
+    ("text", "signature", "published"),
+    [
+        (" Thanks!\r\n", "^JS", "Thanks! ^JS"),
+        ("Thanks!", None, "Thanks!"),
+        ("Thanks!", "", "Thanks!"),
+        ("  ", "^JS", ""),
+    ],
+)
+def test_published_text(text: str, signature: str | None, published: str) -> None:
+    assert published_text(text, signature) == published
