@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ class Jobs:
                 woken.clear()
                 try:
                     work()
+                except OperationalError as exc:
+                    # The database is away: one line per run, not a traceback every few seconds.
+                    log.warning(
+                        "Job %s could not reach the database (%s); retrying", name, exc.orig
+                    )
                 except Exception:
                     log.exception("Job %s failed; it runs again at its next interval", name)
                 if not woken.is_set():
