@@ -16,14 +16,17 @@ from bot.connectors.webhook import WebhookConnector
 from bot.connectors.zendesk import ZendeskConnector
 from bot.context import CareContext
 from bot.escalation_flow import EscalationFlow, EscalationTargets
+from bot.pacing import ChannelPacer
 from bot.polling import poll_mentions
 from bot.ports import SocialChannel
+from bot.reply_policy import signer
 from bot.roles import NoDirectory, Roles
 from bot.runtime_config import RuntimeConfig
 from bot.scheduler import Jobs
 from bot.server import HttpApp
 from bot.slack_directory import SlackDirectory
 from bot.slack_notifier import SlackNotifier, make_web_client
+from bot.weekly import post_weekly_summary
 from bot.workflow import Workflow
 from bot.x_channel import XChannel
 from handlers import register_listeners
@@ -63,27 +66,32 @@ class Crowdcare:
         if migrate if migrate is not None else self.engine.dialect.name == "sqlite":
             upgrade(self.engine)
         self.sessions = session_factory(self.engine)
-        self.web_client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
+        # One pacer for every post, so a 429's Retry-After holds back the whole channel.
+        self.pacer = ChannelPacer(settings.slack_channel_interval)
+        self.web_client = make_web_client(
+            settings.slack_bot_token, settings.slack_api_url, pacer=self.pacer
+        )
         self.channel = channel if channel is not None else _x_channel(settings)
         self.jobs = Jobs()
         self.config = RuntimeConfig(self.sessions, settings, self.clock, settings.configured)
+        directory = SlackDirectory(self.web_client) if settings.slack_configured else NoDirectory()
         self.roles = Roles(
             self.sessions,
             admins=settings.admins,
-            directory=SlackDirectory(self.web_client)
-            if settings.slack_configured
-            else NoDirectory(),
+            directory=directory,
             pool_mode=self.config.pool_mode,
             clock=self.clock,
         )
         self.workflow = Workflow(
             self.sessions,
-            SlackNotifier(self.web_client),
+            SlackNotifier(self.web_client, self.pacer),
             questions_channel=settings.questions_channel or "",
             votes_to_select=self.config.votes_to_select,
             clock=self.clock,
             wake_outbox=lambda: self.jobs.wake("send_replies"),
             send_lease=settings.send_lease,
+            reply_policy=lambda: settings.reply_policy,
+            signature_for_user=signer(self.config.signature, directory.display_name),
         )
         self.escalations = EscalationFlow(
             self.workflow,
@@ -97,6 +105,7 @@ class Crowdcare:
             lease=settings.send_lease,
         )
         self.workflow.on_decided = self.escalations.refresh_escalations
+        self.workflow.wake_cards = lambda: self.jobs.wake("post_cards")
         self.connectors = _connectors(settings)
         self.bolt = App(
             client=self.web_client,
@@ -126,9 +135,20 @@ class Crowdcare:
         )
         if self.connectors:
             self.jobs.every("support_deliveries", settings.outbox_seconds, self.deliver_support)
+        weekly = settings.weekly_summary_channel
+        if weekly:
+            self.jobs.every(
+                "weekly_summary",
+                3600,
+                lambda: post_weekly_summary(
+                    self.sessions, self.workflow.notifier, weekly, self.clock
+                ),
+            )
         channel = self.channel
         if channel is None:
             log.warning("X is not configured (X_API_KEY etc.): not reading mentions or replying.")
+            # Questions asked with /care ask are still answered in Slack.
+            self.jobs.every("send_replies", settings.outbox_seconds, self.workflow.answer_in_slack)
             return
         interval = timedelta(seconds=settings.x.poll_seconds)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from bot.business_hours import BusinessHours
+from bot.reply_policy import ReplyPolicy, normalize_domain, parse_terms
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_X_API_URL = "https://api.x.com"
@@ -91,10 +92,14 @@ class Settings:
     guidelines_file: str | None = None
     weekly_summary_channel: str | None = None
     signature: str = "off"  # off | initials
+    # What public replies may contain: CARE_ALLOWED_LINK_DOMAINS, CARE_DENY_TERMS(_FILE) and
+    # CARE_PERSONAL_DATA_IN_DM.
+    reply_policy: ReplyPolicy = field(default_factory=ReplyPolicy)
     support: SupportSettings = field(default_factory=SupportSettings)
     sweep_seconds: float = 15.0
     outbox_seconds: float = 5.0
     send_lease: timedelta = timedelta(seconds=60)
+    slack_channel_interval: float = 1.0  # seconds between posts to one Slack channel
     log_level: str = "INFO"
     # Names of the variables that were set, so `/care config` can say where a value comes from.
     configured: frozenset[str] = frozenset()
@@ -273,6 +278,7 @@ def _parse(env: _Reader) -> Settings:
         guidelines_file=_guidelines_file(env.text("CARE_GUIDELINES_FILE")),
         weekly_summary_channel=env.slack_id("CARE_WEEKLY_SUMMARY_CHANNEL"),
         signature=env.choice("CARE_SIGNATURE", ("off", "initials"), "off"),
+        reply_policy=_reply_policy(env),
         nudge_after=env.duration("CARE_NUDGE_AFTER", timedelta(minutes=15)),
         escalate_after=env.duration("CARE_ESCALATE_AFTER", timedelta(minutes=60)),
         escalate_again_after=env.duration("CARE_ESCALATE_AGAIN_AFTER", timedelta(hours=2)),
@@ -283,6 +289,7 @@ def _parse(env: _Reader) -> Settings:
         sweep_seconds=env.seconds("CARE_SWEEP_SECONDS", 15.0),
         outbox_seconds=env.seconds("CARE_OUTBOX_SECONDS", 5.0),
         send_lease=env.duration("CARE_SEND_LEASE", timedelta(seconds=60)),
+        slack_channel_interval=env.seconds("CARE_SLACK_CHANNEL_INTERVAL", 1.0),
         log_level=_log_level(env.text("LOG_LEVEL", "INFO") or "INFO"),
     )
 
@@ -306,6 +313,27 @@ def _guidelines_file(raw: str | None) -> str | None:
     if raw is not None and not Path(raw).is_file():
         raise ConfigError(f"CARE_GUIDELINES_FILE={raw!r} is not a readable file.")
     return raw
+
+
+def _reply_policy(env: _Reader) -> ReplyPolicy:
+    domains = set()
+    for raw in (env.text("CARE_ALLOWED_LINK_DOMAINS") or "").split(","):
+        if raw.strip():
+            try:
+                domains.add(normalize_domain(raw))
+            except ValueError as exc:
+                raise ConfigError(f"CARE_ALLOWED_LINK_DOMAINS: {exc}.") from None
+    terms = parse_terms(env.text("CARE_DENY_TERMS") or "", ",")
+    path = env.text("CARE_DENY_TERMS_FILE")
+    if path is not None:
+        try:
+            terms += parse_terms(Path(path).read_text(encoding="utf-8"), "\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"CARE_DENY_TERMS_FILE={path!r} is not a readable UTF-8 file ({exc})."
+            ) from None
+    in_dm = env.choice("CARE_PERSONAL_DATA_IN_DM", ("false", "true"), "false") == "true"
+    return ReplyPolicy(frozenset(domains), terms, personal_data_in_dm=in_dm)
 
 
 def _business_hours(raw: str | None) -> BusinessHours | None:

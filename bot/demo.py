@@ -97,6 +97,7 @@ def run_demo(quiet: bool = False) -> int:
                 "CARE_SWEEP_SECONDS": "0.2",
                 "CARE_ESCALATION_CHANNEL": ESCALATION_CHANNEL,
                 "CARE_ONCALL_GROUP": "S0ONCALL",
+                "CARE_ADMINS": "U0REP",  # reps answer escalations: moderators at least
             },
             clock=clock,
         )

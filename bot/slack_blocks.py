@@ -8,14 +8,21 @@ markup built here (mentions of validated user ids, links to validated URLs, quot
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.mrkdwn import escape, fix_surrogates, safe, safe_quote, truncate
+from bot.stats import MySummary, Stats
 
 ACTION_PROPOSE = "propose_answer"
 ACTION_VOTE = "vote"
+# Moderator-only buttons (Slack shows them to everyone; the handlers check the role).
+ACTION_IGNORE = "care_ignore"
+ACTION_CLOSE = "care_close"
+ACTION_ESCALATE_NOW = "care_escalate_now"
+ACTION_SEND_NOW = "care_send_now"
 VIEW_PROPOSE = "propose_answer"
 ANSWER_BLOCK = "answer"
 ANSWER_INPUT = "answer_input"
@@ -29,6 +36,7 @@ HANDLE_LIMIT = 50
 NAME_LIMIT = 100
 URL_LIMIT = 1000
 REASON_LIMIT = 1000
+THANKED_VOTERS = 20  # named in the thanks; more are counted
 MODAL_QUESTION_LIMIT = 2500
 
 ANSWER_HINT = "Up to 280 characters as X counts them: links count 23, CJK and emoji 2."
@@ -52,6 +60,7 @@ _PROPOSAL_BADGES = {"selected": "🏆 Selected", "sent": "📣 Sent", "closed": 
 # Slack user ids (U…, or W… on Enterprise Grid). The length cap keeps a forged id from
 # blowing a text limit; real ids are around 11 characters.
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,31}")
 # Printable ASCII only, and none of the characters that would end or split <url|label>.
 _URL = re.compile(r"https?://[!-;=?-{}~]+")
 
@@ -75,6 +84,8 @@ class CardView:
     asked_at: datetime | None = None
     waited: timedelta | None = None  # set once the pool was nudged: how long it has waited
     answered_elsewhere_by: str | None = None  # a rep who answered in the helpdesk (plain name)
+    escalated: bool = False  # the reps were called in already (Escalate now is not offered)
+    expert_group: str | None = None  # the user group a routing rule mentions (S…)
 
 
 @dataclass(frozen=True)
@@ -105,15 +116,66 @@ def question_card(view: CardView) -> list[dict[str, Any]]:
     if view.state not in CLOSED_STATES:
         blocks.append(
             _actions(
-                button_element("Propose answer", ACTION_PROPOSE, str(view.question_id), "primary")
+                button_element("Propose answer", ACTION_PROPOSE, str(view.question_id), "primary"),
+                *_moderation_buttons(view),
             )
         )
     return blocks
 
 
+def _moderation_buttons(view: CardView) -> list[dict[str, Any]]:
+    """Escalate now, Ignore and Close while they can apply (bot.moderation decides for real)."""
+    value = str(view.question_id)
+    found: list[dict[str, Any]] = []
+    if view.state in ("open", "proposed") and not view.escalated:
+        found.append(
+            _confirmed(
+                button_element("Escalate now", ACTION_ESCALATE_NOW, value),
+                "Escalate now?",
+                "The support reps are called in at once, before the deadline.",
+                "Escalate",
+            )
+        )
+    if view.state in ("open", "proposed", "escalated"):
+        found.append(
+            _confirmed(
+                button_element("Ignore", ACTION_IGNORE, value),
+                "Ignore this post?",
+                "For spam or posts that are not a question: nobody answers it or is reminded.",
+                "Ignore",
+            )
+        )
+    if view.state in ("open", "proposed", "escalated"):
+        found.append(
+            _confirmed(
+                button_element("Close", ACTION_CLOSE, value, "danger"),
+                "Close this question?",
+                "No reply is sent and nobody is reminded. To record a reason, use "
+                f"/care close {view.question_id} followed by the reason.",
+                "Close",
+            )
+        )
+    return found
+
+
+def _confirmed(button: dict[str, Any], title: str, text: str, confirm: str) -> dict[str, Any]:
+    """``button`` asking "are you sure?" before it is sent (Slack's confirmation dialog)."""
+    return {
+        **button,
+        "confirm": {
+            "title": _plain(title),
+            "text": _plain(text),
+            "confirm": _plain(confirm),
+            "deny": _plain("Cancel"),
+        },
+    }
+
+
 def question_card_text(view: CardView) -> str:
     """Notification fallback for a question card."""
     prefix = f"Question from @{_handle(view)} on {safe(view.channel_label, 20)}: "
+    if group_mention(view.expert_group):
+        prefix = f"{group_mention(view.expert_group)} {prefix}"
     return prefix + safe(view.text.strip(), FALLBACK_TEXT_LIMIT - len(prefix))
 
 
@@ -133,11 +195,14 @@ def _card_facts(view: CardView) -> list[str]:
         _earlier_questions(view.earlier_questions),
         _count(view.proposal_count, "proposal", zero="No proposals yet"),
         _state_badge(view.state),
+        f"Question #{view.question_id}",  # the number `/care close|ignore|escalate` take
     ]
     if view.asked_at is not None:
         facts.append(_date(view.asked_at))
     if view.waited is not None and view.state in ("open", "proposed", "escalated"):
         facts.append(f"⏰ Waiting {format_wait(view.waited)}")
+    if group_mention(view.expert_group):
+        facts.append(f"👥 For {group_mention(view.expert_group)}")
     return facts
 
 
@@ -198,7 +263,17 @@ def proposal_message(view: ProposalView) -> list[dict[str, Any]]:
         _context(facts),
     ]
     if view.state == "open":
-        blocks.append(_actions(button_element("Vote", ACTION_VOTE, str(view.proposal_id))))
+        blocks.append(
+            _actions(
+                button_element("Vote", ACTION_VOTE, str(view.proposal_id)),
+                _confirmed(
+                    button_element("Send now", ACTION_SEND_NOW, str(view.proposal_id)),
+                    "Send without votes?",
+                    "For moderators: this answer is posted to the customer at once.",
+                    "Send",
+                ),
+            )
+        )
     return blocks
 
 
@@ -255,13 +330,26 @@ def ephemeral_text(message: str) -> str:
     return safe(message, FALLBACK_TEXT_LIMIT)
 
 
-def thanks_text(author_id: str, votes: int, reply_url: str) -> str:
-    """Thank the author of the winning answer and link to the reply on X."""
+def thanks_text(author_id: str, voter_ids: Sequence[str], reply_url: str) -> str:
+    """Thank the author of the winning answer and everyone who voted for it, by name."""
     link = safe_link(reply_url, "view reply")
     where = f": {link}" if link else " on X."
-    return (
-        f"🙌 Thanks {user_mention(author_id)}! Your answer ({_count(votes, 'vote')}) is live{where}"
-    )
+    votes = _count(len(voter_ids), "vote")
+    text = f"🙌 Thanks {user_mention(author_id)}! Your answer ({votes}) is live{where}"
+    if voter_ids:
+        named = [user_mention(voter) for voter in voter_ids[:THANKED_VOTERS]]
+        more = len(voter_ids) - len(named)
+        others = f" and {_count(more, 'other')}" if more else ""
+        text += f"\nAnd thanks to {', '.join(named)}{others} for voting."
+    return text
+
+
+def slack_answer_text(asker_id: str | None, author_id: str | None, answer: str) -> str:
+    """Thread message for a question asked in Slack: the chosen answer, for the asker to pass on."""
+    who = f"{user_mention(asker_id)}, here" if asker_id else "Here"
+    by = f" (by {user_mention(author_id)})" if author_id else ""
+    body = safe_quote(answer, SECTION_TEXT_LIMIT) or ">"
+    return f"✅ {who} is the chosen answer{by}; please pass it on to the customer:\n{body}"
 
 
 def reply_failed_text(reason: str) -> str:
@@ -271,6 +359,11 @@ def reply_failed_text(reason: str) -> str:
 
 
 # --- markup helpers ------------------------------------------------------------------------
+
+
+def group_mention(group_id: str | None) -> str:
+    """A mention of a valid Slack user group id (``S…``), otherwise ""."""
+    return f"<!subteam^{group_id}>" if group_id and _GROUP_ID.fullmatch(group_id) else ""
 
 
 def user_mention(user_id: str | None) -> str:
@@ -372,8 +465,17 @@ class HomeItem:
     proposal_count: int
 
 
-def home_view(items: list[HomeItem], questions_channel: str | None) -> dict[str, Any]:
-    """The App Home tab: the oldest open questions an employee could help with."""
+def home_view(
+    items: list[HomeItem],
+    questions_channel: str | None,
+    summary: MySummary | None = None,
+    today: Stats | None = None,
+) -> dict[str, Any]:
+    """The App Home tab: the viewer's own numbers, today's stats (admins: pass ``today``), and
+    the oldest open questions an employee could help with."""
+    # Imported here: bot.stats_blocks builds on this module's helpers.
+    from bot.stats_blocks import home_numbers_blocks
+
     where = (
         f" in <#{questions_channel}>"
         if questions_channel and _CHANNEL.fullmatch(questions_channel)
@@ -381,6 +483,7 @@ def home_view(items: list[HomeItem], questions_channel: str | None) -> dict[str,
     )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain("crowdcare")},
+        *home_numbers_blocks(summary, today),
         section_block(
             f"*{_count(len(items), 'open question', 'No open questions')}*{where}. "
             "Propose an answer or vote on a colleague's from the question's card."

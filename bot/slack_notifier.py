@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
+from urllib.parse import parse_qs
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -11,8 +14,12 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from bot.notifier import NotifierError
+from bot.pacing import ChannelPacer
 from bot.slack_blocks import (
     CardView,
     ProposalView,
@@ -23,31 +30,100 @@ from bot.slack_blocks import (
 )
 
 CARD_EVENT = "crowdcare_question"
+PACED_METHOD = "chat.postMessage"  # Slack's limit: about one message per second per channel
+
+log = logging.getLogger(__name__)
 
 
-def make_web_client(token: str | None, base_url: str, timeout: int = 10) -> WebClient:
-    """A WebClient that waits out 429s (Retry-After) and retries 5xx and dropped connections."""
+def make_web_client(
+    token: str | None, base_url: str, timeout: int = 10, *, pacer: ChannelPacer | None = None
+) -> WebClient:
+    """A WebClient that waits out 429s (Retry-After) and retries 5xx and dropped connections.
+
+    With a ``pacer``, a 429 on chat.postMessage also pushes that channel's next slot back.
+    """
+    rate_limits = (
+        RateLimitErrorRetryHandler(max_retry_count=5)
+        if pacer is None
+        else PacedRateLimitRetryHandler(pacer, max_retry_count=5)
+    )
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=timeout,
         retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=5),
+            rate_limits,
             ServerErrorRetryHandler(max_retry_count=2),
             ConnectionErrorRetryHandler(max_retry_count=2),
         ],
     )
 
 
+class PacedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Retries a rate-limited chat.postMessage in the channel's next slot after Retry-After."""
+
+    def __init__(self, pacer: ChannelPacer, max_retry_count: int = 5) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.pacer = pacer
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        channel = posted_channel(request)
+        if response is None or channel is None:
+            super().prepare_for_next_attempt(
+                state=state, request=request, response=response, error=error
+            )
+            return
+        delay = retry_after(response)
+        log.warning("Slack rate-limited posts to %s; retrying after %ss", channel, delay)
+        state.next_attempt_requested = True
+        self.pacer.defer(channel, delay)
+        self.pacer.wait(channel)
+        state.increment_current_attempt()
+
+
+def posted_channel(request: HttpRequest) -> str | None:
+    """The channel of a chat.postMessage request (JSON or form body), else None."""
+    if not request.url.endswith("/" + PACED_METHOD) or not request.data:
+        return None
+    try:
+        text = request.data.decode("utf-8")
+        params = json.loads(text) if text.startswith("{") else parse_qs(text)
+    except ValueError:
+        return None
+    channel = params.get("channel") if isinstance(params, dict) else None
+    if isinstance(channel, list):
+        channel = channel[0] if channel else None
+    return channel if isinstance(channel, str) and channel else None
+
+
+def retry_after(response: HttpResponse) -> float:
+    """Seconds from the Retry-After header (1 when it is missing or unreadable)."""
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after" and values:
+            try:
+                return max(float(values[0]), 0.0)
+            except ValueError:
+                break
+    return 1.0
+
+
 class SlackNotifier:
     """Implements bot.notifier.Notifier with slack_sdk."""
 
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, pacer: ChannelPacer | None = None) -> None:
         self.client = client
+        # Spaces posts per channel; share it with make_web_client's so 429s push slots back.
+        self.pacer = pacer
 
     def post_card(self, channel: str, card: CardView) -> str:
-        response = self._call(
-            self.client.chat_postMessage,
+        response = self._post(
             channel=channel,
             text=question_card_text(card),
             blocks=question_card(card),
@@ -70,8 +146,7 @@ class SlackNotifier:
         )
 
     def post_proposal(self, channel: str, thread_ts: str, proposal: ProposalView) -> str:
-        response = self._call(
-            self.client.chat_postMessage,
+        response = self._post(
             channel=channel,
             thread_ts=thread_ts,
             text=proposal_text(proposal),
@@ -90,8 +165,7 @@ class SlackNotifier:
         )
 
     def post_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
-        self._call(
-            self.client.chat_postMessage,
+        self._post(
             channel=channel,
             thread_ts=thread_ts,
             text=text,
@@ -117,9 +191,7 @@ class SlackNotifier:
             extra["thread_ts"] = thread_ts
         if tag is not None:
             extra["metadata"] = {"event_type": tag[0], "event_payload": tag[1]}
-        response = self._call(
-            self.client.chat_postMessage, channel=channel, text=text, unfurl_links=False, **extra
-        )
+        response = self._post(channel=channel, text=text, unfurl_links=False, **extra)
         return str(response["ts"])
 
     def find_message(self, channel: str, event_type: str, payload: dict[str, Any]) -> str | None:
@@ -151,6 +223,25 @@ class SlackNotifier:
             return None
         link = response.get("permalink")
         return str(link) if link else None
+
+    def upload_file(
+        self, user_id: str, filename: str, content: bytes, *, title: str, comment: str
+    ) -> None:
+        opened = self._call(self.client.conversations_open, users=user_id)
+        self._call(
+            self.client.files_upload_v2,
+            channel=str(opened["channel"]["id"]),
+            filename=filename,
+            content=content,
+            title=title,
+            initial_comment=comment,
+        )
+
+    def _post(self, **kwargs: Any) -> Any:
+        """chat.postMessage in the channel's next slot."""
+        if self.pacer is not None:
+            self.pacer.wait(str(kwargs["channel"]))
+        return self._call(self.client.chat_postMessage, **kwargs)
 
     @staticmethod
     def _call(method: Any, **kwargs: Any) -> Any:

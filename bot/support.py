@@ -30,7 +30,7 @@ Event data by type (free-form JSON; these keys are what the connectors render wh
 * ``question.selected``: ``{"proposal_id", "by", "votes", "text"}``
 * ``reply.sent``: ``{"external_id", "url", "text"}``
 * ``question.escalated``: ``{"level", "reason"}``
-* ``question.closed``: ``{"by", "reason"}``
+* ``question.closed``: ``{"by", "reason", "state"}`` (``state``: ``closed`` or ``ignored``)
 * ``question.solved_elsewhere``: ``{"by", "note"}``
 """
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from bot.slack_blocks import CardView, ProposalView
 from storage.models import Customer, Proposal, Question, Reply, Vote
 
-CHANNEL_LABELS = {"x": "X", "manual": "Slack"}
+CHANNEL_LABELS = {"x": "X", "manual": "Slack", "slack": "Slack"}
 
 
 def vote_count(session: Session, proposal_id: int) -> int:
@@ -55,6 +55,8 @@ def card_view(session: Session, question: Question) -> CardView:
         asked_at=question.asked_at,
         waited=_waited(question),
         answered_elsewhere_by=question.answered_by if question.state == "answered" else None,
+        escalated=question.escalated_at is not None,
+        expert_group=question.route_group,
     )
 
 

@@ -11,23 +11,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import mrkdwn, outbox
+from bot.intake import asker_of
 from bot.notifier import Notifier, NotifierError
 from bot.ports import SocialChannel
+from bot.reply_policy import ReplyPolicy
 from bot.slack_blocks import (
     ANSWER_BLOCK,
     HomeItem,
     propose_modal,
     reply_failed_text,
+    slack_answer_text,
     thanks_text,
 )
 from bot.states import ACCEPTS_PROPOSALS, State, transition
-from bot.views import card_view, proposal_view, vote_count
+from bot.views import card_view, proposal_view
 from bot.voting import ProposeOutcome, ProposeResult, VoteOutcome, cast_vote, propose
-from storage.models import Customer, Proposal, Question, Reply
+from storage.models import Customer, Proposal, Question, Reply, Vote
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,8 @@ class Workflow:
         clock: Callable[[], datetime],
         wake_outbox: Callable[[], None] = lambda: None,
         send_lease: timedelta = timedelta(seconds=60),
+        reply_policy: Callable[[], ReplyPolicy] = ReplyPolicy,
+        signature_for_user: Callable[[str], str | None] = lambda _user_id: None,
     ) -> None:
         self.sessions = sessions
         self.notifier = notifier
@@ -77,8 +82,14 @@ class Workflow:
         self.clock = clock
         self.wake_outbox = wake_outbox
         self.send_lease = send_lease
+        # The policy as it is now, and the signature a person's public answers carry (may ask
+        # Slack: call it before opening a transaction).
+        self.reply_policy = reply_policy
+        self.signature_for_user = signature_for_user
         # Set by the escalation flow, so escalation messages follow the question's fate.
         self.on_decided: Callable[[int], None] = lambda _question_id: None
+        # Set by the app: run the card job at once (a question stored outside polling).
+        self.wake_cards: Callable[[], None] = lambda: None
 
     # -- cards ---------------------------------------------------------------------------
 
@@ -96,11 +107,23 @@ class Workflow:
         return [qid for qid in ids if self._post_card(qid)]
 
     def _post_card(self, question_id: int) -> bool:
-        channel = self.questions_channel
+        # Two processes may both find this question new. Each commits its attempt before it
+        # posts, so the second would see attempts > 1, look for the first one's card before it
+        # landed, and post a second. The poster holds a lock on the question for its whole
+        # attempt; another process skips the question meanwhile. The lock is released with the
+        # transaction, or with the connection when the process dies.
+        with self.sessions.begin() as guard:
+            if not _try_lock_card(guard, question_id):
+                return False
+            return self._post_card_locked(question_id)
+
+    def _post_card_locked(self, question_id: int) -> bool:
         with self.sessions.begin() as session:
             question = session.get_one(Question, question_id)
             if question.state != State.NEW:
                 return False
+            # Routed at intake; a retry looks for (and records) the card in that same channel.
+            channel = question.route_channel or self.questions_channel
             question.card_attempts += 1
             attempts = question.card_attempts
             # Posting the card is what opens the question; show it as it will be.
@@ -149,9 +172,16 @@ class Workflow:
 
     def submit_proposal(self, question_id: int, author_id: str, text: str | None) -> Feedback:
         """Store a proposal; errors go back into the form. Show it with :meth:`show_proposal`."""
+        signature = self.signature_for_user(author_id)  # may ask Slack: outside the transaction
         with self.sessions.begin() as session:
             result = propose(
-                session, question_id=question_id, author_id=author_id, text=text, now=self.clock()
+                session,
+                question_id=question_id,
+                author_id=author_id,
+                text=text,
+                now=self.clock(),
+                policy=self.reply_policy(),
+                signature=signature,
             )
         return form_feedback(result)
 
@@ -231,7 +261,10 @@ class Workflow:
 
     def send_due_replies(self, channel: SocialChannel) -> list[outbox.SendReport]:
         """Publish every due reply, then show the outcome in Slack."""
-        claimed = outbox.claim_due(self.sessions, now=self.clock(), lease=self.send_lease)
+        self.answer_in_slack()
+        claimed = outbox.claim_due(
+            self.sessions, now=self.clock(), lease=self.send_lease, channel=channel.name
+        )
         reports = []
         for reply_id in claimed:
             report = outbox.send_claimed(self.sessions, channel, reply_id, clock=self.clock)
@@ -242,6 +275,26 @@ class Workflow:
                 self._announce_failed(report.question_id, report.error or "unknown error")
         return reports
 
+    def answer_in_slack(self) -> list[int]:
+        """Finish questions asked in Slack: the chosen answer goes in the card's thread."""
+        answered = outbox.answer_in_slack(self.sessions, now=self.clock())
+        for answer in answered:
+            self.refresh_thread(answer.question_id)
+            self.on_decided(answer.question_id)
+            with self.sessions.begin() as session:
+                question = session.get_one(Question, answer.question_id)
+                author = (
+                    session.get_one(Proposal, answer.proposal_id).author_id
+                    if answer.proposal_id is not None
+                    else None
+                )
+                asker = asker_of(session, question.id)
+                channel, thread = question.card_channel, question.card_ts
+            if channel is not None and thread is not None:
+                text = slack_answer_text(asker, author, answer.text)
+                self._quietly(self.notifier.post_in_thread, channel, thread, text)
+        return [answer.question_id for answer in answered]
+
     def _announce_sent(self, question_id: int) -> None:
         self.refresh_thread(question_id)
         self.on_decided(question_id)
@@ -251,7 +304,14 @@ class Workflow:
             if reply.proposal_id is None or question.card_ts is None or reply.url is None:
                 return
             proposal = session.get_one(Proposal, reply.proposal_id)
-            text = thanks_text(proposal.author_id, vote_count(session, proposal.id), reply.url)
+            voters = list(
+                session.scalars(
+                    select(Vote.voter_id)
+                    .where(Vote.proposal_id == proposal.id)
+                    .order_by(Vote.created_at, Vote.id)
+                )
+            )
+            text = thanks_text(proposal.author_id, voters, reply.url)
             channel, thread = question.card_channel, question.card_ts
         if channel is not None:
             self._quietly(self.notifier.post_in_thread, channel, thread, text)
@@ -278,6 +338,21 @@ class Workflow:
             call(*args)
         except NotifierError as exc:
             log.warning("Slack update failed: %s", exc)
+
+
+# The namespace of the card locks among PostgreSQL's advisory locks ("card"); the key is the id.
+CARD_LOCKS = 0x63617264
+
+
+def _try_lock_card(guard: Session, question_id: int) -> bool:
+    """Take the card lock of a question for ``guard``'s transaction; False if another holds it.
+
+    SQLite runs one process (and one card job), so there is nothing to exclude there.
+    """
+    if guard.get_bind().dialect.name != "postgresql":
+        return True
+    locked = guard.scalar(select(func.pg_try_advisory_xact_lock(CARD_LOCKS, question_id)))
+    return bool(locked)
 
 
 def _record_card(

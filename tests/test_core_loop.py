@@ -80,6 +80,7 @@ def test_mention_becomes_a_voted_public_reply(stack: Stack) -> None:
         message="thanks in the thread",
     )
     assert "<@U0ALICE>" in thanks[0]["text"]
+    assert "thanks to <@U0BOB>, <@U0CARA>, <@U0DAN> for voting" in thanks[0]["text"]
 
     with stack.app.sessions.begin() as session:
         actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))

@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 
 from bot.mrkdwn import escape
 from bot.slack_blocks import (
+    ACTION_CLOSE,
+    ACTION_ESCALATE_NOW,
+    ACTION_IGNORE,
     ACTION_PROPOSE,
+    ACTION_SEND_NOW,
     ACTION_VOTE,
     ANSWER_BLOCK,
     ANSWER_HINT,
@@ -116,16 +120,22 @@ def test_question_card_layout() -> None:
         "First question from this customer",
         "2 proposals",
         "🟢 Open",
+        "Question #42",
     ]
-    assert actions["elements"] == [
-        {
-            "type": "button",
-            "text": {"type": "plain_text", "text": "Propose answer", "emoji": True},
-            "action_id": ACTION_PROPOSE,
-            "value": "42",
-            "style": "primary",
-        }
+    assert actions["elements"][0] == {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Propose answer", "emoji": True},
+        "action_id": ACTION_PROPOSE,
+        "value": "42",
+        "style": "primary",
+    }
+    moderation = actions["elements"][1:]
+    assert [b["action_id"] for b in moderation] == [
+        ACTION_ESCALATE_NOW,
+        ACTION_IGNORE,
+        ACTION_CLOSE,
     ]
+    assert all(b["value"] == "42" and b["confirm"]["deny"]["text"] == "Cancel" for b in moderation)
 
 
 @pytest.mark.parametrize(
@@ -146,9 +156,18 @@ def test_question_card_counts(earlier: int, proposals: int, expected: list[str])
 def test_propose_button_by_state(state: str) -> None:
     blocks = question_card(replace(CARD, state=state))
     validate_blocks(blocks)
-    has_button = [b["action_id"] for b in buttons(blocks)] == [ACTION_PROPOSE]
-    assert has_button is (state not in ("answered", "ignored", "closed"))
-    assert not buttons(blocks) or has_button
+    shown = [b["action_id"] for b in buttons(blocks)]
+    assert (ACTION_PROPOSE in shown) is (state not in ("answered", "ignored", "closed"))
+    assert (ACTION_IGNORE in shown) is (state in ("open", "proposed", "escalated"))
+    assert (ACTION_ESCALATE_NOW in shown) is (state in ("open", "proposed"))
+    assert (ACTION_CLOSE in shown) is (state in ("open", "proposed", "escalated"))
+    assert not shown or shown[0] == ACTION_PROPOSE
+
+
+@pytest.mark.parametrize("state", ["open", "proposed"])
+def test_escalate_now_is_not_offered_twice(state: str) -> None:
+    blocks = question_card(replace(CARD, state=state, escalated=True))
+    assert ACTION_ESCALATE_NOW not in [b["action_id"] for b in buttons(blocks)]
 
 
 def test_answered_card() -> None:
@@ -243,14 +262,15 @@ def test_proposal_message_layout() -> None:
     assert head["text"]["text"] == "*Proposal by <@U024BE7LH>*"
     assert answer["text"]["text"] == "> Sorry about that! DM us your order number."
     assert [e["text"] for e in facts["elements"]] == ["1 of 3 votes"]
-    assert buttons([actions]) == [
-        {
-            "type": "button",
-            "text": {"type": "plain_text", "text": "Vote", "emoji": True},
-            "action_id": ACTION_VOTE,
-            "value": "7",
-        }
-    ]
+    vote, send_now = buttons([actions])
+    assert vote == {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Vote", "emoji": True},
+        "action_id": ACTION_VOTE,
+        "value": "7",
+    }
+    assert send_now["action_id"] == ACTION_SEND_NOW and send_now["value"] == "7"
+    assert send_now["confirm"]["title"]["text"] == "Send without votes?"
 
 
 @pytest.mark.parametrize(
@@ -330,15 +350,32 @@ def test_ephemeral_text_escapes() -> None:
     validate_text(ephemeral_text(">" * 5000))
 
 
-def test_thanks_text() -> None:
-    assert thanks_text("U024BE7LH", 3, REPLY_URL) == (
-        f"🙌 Thanks <@U024BE7LH>! Your answer (3 votes) is live: <{REPLY_URL}|view reply>"
+def test_thanks_text_names_the_author_and_every_voter() -> None:
+    assert thanks_text("U024BE7LH", ["U0BOB", "U0CARA", "U0DAN"], REPLY_URL) == (
+        f"🙌 Thanks <@U024BE7LH>! Your answer (3 votes) is live: <{REPLY_URL}|view reply>\n"
+        "And thanks to <@U0BOB>, <@U0CARA>, <@U0DAN> for voting."
     )
 
 
+def test_thanks_text_without_votes_thanks_only_the_author() -> None:
+    assert thanks_text("U024BE7LH", [], REPLY_URL) == (
+        f"🙌 Thanks <@U024BE7LH>! Your answer (0 votes) is live: <{REPLY_URL}|view reply>"
+    )
+
+
+def test_thanks_text_counts_voters_beyond_the_named() -> None:
+    voters = [f"U0VOTER{n:02d}" for n in range(25)]
+    text = thanks_text("U024BE7LH", voters, REPLY_URL)
+    assert text.count("<@U0VOTER") == 20
+    assert text.endswith("<@U0VOTER19> and 5 others for voting.")
+
+
 def test_thanks_text_with_unsafe_inputs() -> None:
-    text = thanks_text("<!here>", 1, "https://x.com/a|<!channel>")
-    assert text == "🙌 Thanks &lt;!here&gt;! Your answer (1 vote) is live on X."
+    text = thanks_text("<!here>", ["<!channel>"], "https://x.com/a|<!channel>")
+    assert text == (
+        "🙌 Thanks &lt;!here&gt;! Your answer (1 vote) is live on X.\n"
+        "And thanks to &lt;!channel&gt; for voting."
+    )
 
 
 def test_reply_failed_text() -> None:
@@ -537,11 +574,13 @@ def test_propose_modal_respects_limits(
 
 
 @settings(deadline=None)
-@given(author=user_id, votes=counts, url=any_url, message=any_text)
-def test_notices_respect_limits_and_escape(author: str, votes: int, url: str, message: str) -> None:
-    for text in [thanks_text(author, votes, url), reply_failed_text(message)]:
+@given(author=user_id, voters=st.lists(user_id, max_size=30), url=any_url, message=any_text)
+def test_notices_respect_limits_and_escape(
+    author: str, voters: list[str], url: str, message: str
+) -> None:
+    for text in [thanks_text(author, voters, url), reply_failed_text(message)]:
         validate_text(text)
-        assert_only_our_markup(text, {author}, {url})
+        assert_only_our_markup(text, {author, *voters}, {url})
     notice = ephemeral_text(message)
     if notice:
         validate_text(notice)
