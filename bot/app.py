@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt import App
+from sqlalchemy.exc import IntegrityError
 
 from bot import backend_events, support
 from bot.config import Settings
@@ -19,6 +20,7 @@ from bot.escalation_flow import EscalationFlow, EscalationTargets
 from bot.pacing import ChannelPacer
 from bot.polling import poll_mentions
 from bot.ports import SocialChannel
+from bot.quota import record_quotas
 from bot.reply_policy import signer
 from bot.roles import NoDirectory, Roles
 from bot.runtime_config import RuntimeConfig
@@ -162,11 +164,26 @@ class Crowdcare:
             )
             if outcome.stored:
                 self.jobs.wake("post_cards")
+            self.remember_quotas(channel)
+
+        def send() -> None:
+            reports = self.workflow.send_due_replies(channel)
+            if reports:
+                self.remember_quotas(channel)
 
         self.jobs.every("poll_x", settings.x.poll_seconds, poll)
-        self.jobs.every(
-            "send_replies", settings.outbox_seconds, lambda: self.workflow.send_due_replies(channel)
-        )
+        self.jobs.every("send_replies", settings.outbox_seconds, send)
+
+    def remember_quotas(self, channel: SocialChannel) -> None:
+        """Store what the channel's API still allows, for `/care stats` in any process."""
+        quotas = channel.quotas()
+        if not quotas:
+            return
+        try:
+            with self.sessions.begin() as session:
+                record_quotas(session, channel.name, quotas, self.clock())
+        except IntegrityError:
+            pass  # another process stored the first report at the same moment; next time
 
     def deliver_support(self) -> None:
         """Forward new support events to every configured connector."""

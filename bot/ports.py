@@ -79,6 +79,16 @@ class PermanentChannelError(ChannelError):
     """Any other refusal (4xx): retrying the same call will not help."""
 
 
+@dataclass(frozen=True)
+class Quota:
+    """How many requests an endpoint still allows, as the channel's last answer said."""
+
+    endpoint: str  # mentions | post | timeline
+    limit: int
+    remaining: int
+    reset_at: datetime
+
+
 class SocialChannel(Protocol):
     """A public channel customers ask on (X today)."""
 
@@ -98,6 +108,10 @@ class SocialChannel(Protocol):
 
     def find_reply(self, in_reply_to: str) -> PostedReply | None:
         """The brand's own reply to ``in_reply_to``, if one exists (for reconciliation)."""
+        ...
+
+    def quotas(self) -> list[Quota]:
+        """The request quotas the channel's latest answers reported (empty if none)."""
         ...
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
+from bot.signing import SIGNATURE_HEADER
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000  # Slack's largest payloads (big modals) stay far below this.
 MAX_CLOCK_SKEW = 300  # seconds; Slack's own recommendation against replays
+MAX_REMEMBERED_SIGNATURES = 100_000
 
 _REASONS = {
     200: "OK",
@@ -41,6 +45,47 @@ _REASONS = {
 
 
 BackendHandler = Callable[[bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]
+
+
+class ReplayGuard:
+    """Remembers signatures accepted within the freshness window, to refuse exact replays.
+
+    A captured request is only dangerous while its timestamp is fresh (5 minutes), so a signature
+    is kept that long. Slack signs every delivery anew (a retry has its own timestamp), so a
+    signature seen twice is a copy. Per process; the database dedupes events across processes.
+    """
+
+    def __init__(self, clock: Callable[[], float], window: float = MAX_CLOCK_SKEW) -> None:
+        self.clock = clock
+        self.window = window
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, signature: str) -> bool:
+        """Record ``signature``; False if it was already used within the window."""
+        with self._lock:
+            if self._seen_locked(signature):
+                return False
+            self._remember_locked(signature)
+            return True
+
+    def seen(self, signature: str) -> bool:
+        with self._lock:
+            return self._seen_locked(signature)
+
+    def remember(self, signature: str) -> None:
+        with self._lock:
+            self._remember_locked(signature)
+
+    def _seen_locked(self, signature: str) -> bool:
+        expires = self._seen.get(signature)
+        return expires is not None and expires > self.clock()
+
+    def _remember_locked(self, signature: str) -> None:
+        now = self.clock()
+        if len(self._seen) > MAX_REMEMBERED_SIGNATURES:
+            self._seen = {s: t for s, t in self._seen.items() if t > now}
+        self._seen[signature] = now + 2 * self.window  # either side of the sender's clock
 
 
 class HttpApp:
@@ -60,6 +105,7 @@ class HttpApp:
         self.verifier = SignatureVerifier(signing_secret)
         self.clock = clock
         self.backend = backend
+        self.replays = ReplayGuard(clock)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -67,7 +113,7 @@ class HttpApp:
             ok = self.healthy()
             return _json(start_response, 200 if ok else 503, {"ok": ok, "database": ok})
         if path == "/backend/events" and self.backend is not None:
-            return _backend_request(self.backend, environ, start_response, method)
+            return _backend_request(self.backend, environ, start_response, method, self.replays)
         if path != "/slack/events":
             return _json(start_response, 404, {"error": "not found"})
         if method != "POST":
@@ -103,13 +149,19 @@ class HttpApp:
             return 401, "stale or invalid request timestamp"
         if not self.verifier.is_valid(body, timestamp, signature):
             return 401, "invalid signature"
+        if not self.replays.first_use(signature):
+            return 401, "replayed request: this exact signed request was already received"
         if not _parses(body, environ.get("CONTENT_TYPE", "")):
             return 400, "malformed body: not a Slack payload (JSON, or a form with a JSON payload)"
         return None
 
 
 def _backend_request(
-    backend: BackendHandler, environ: WSGIEnvironment, start_response: StartResponse, method: str
+    backend: BackendHandler,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    method: str,
+    replays: ReplayGuard,
 ) -> Iterable[bytes]:
     if method != "POST":
         return _json(start_response, 405, {"error": "use POST"})
@@ -122,11 +174,17 @@ def _backend_request(
         for key, value in environ.items()
         if key.startswith("HTTP_")
     }
+    signature = headers.get(SIGNATURE_HEADER.lower(), "")
+    if signature and replays.seen(signature):
+        log.warning("Refused a helpdesk event: 401 replayed request")
+        return _json(start_response, 401, {"error": "replayed request"})
     try:
         status, answer = backend(body, headers)
     except Exception:
         log.exception("Helpdesk event failed")
         return _json(start_response, 503, {"error": "try again later"})
+    if status < 400:  # only an accepted event: a failed one may be sent again as it was
+        replays.remember(signature)
     if status >= 400:
         log.warning("Refused a helpdesk event: %s %s", status, answer.get("error"))
     return _json(start_response, status, answer)

@@ -3,10 +3,12 @@ the App Home. Pure functions; labels from outside pass through :func:`bot.mrkdwn
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import UTC, timedelta
 from typing import Any
 
 from bot.mrkdwn import clean, safe, truncate
+from bot.ports import Quota
 from bot.slack_blocks import mrkdwn_text, section_block, user_mention
 from bot.stats import Contributor, MySummary, Stats
 
@@ -80,10 +82,22 @@ def stats_lines(stats: Stats, *, with_backlog: bool = True) -> list[str]:
     ]
 
 
-def stats_text(stats: Stats, period_label: str) -> str:
-    """A compact stats report for an ephemeral message."""
+def stats_text(stats: Stats, period_label: str, quotas: Sequence[Quota] = ()) -> str:
+    """A compact stats report for an ephemeral message, with what the APIs still allow."""
     title = f"*📊 crowdcare, questions received {period_title(period_label)}*"
-    return "\n".join([title, *stats_lines(stats)])
+    return "\n".join([title, *stats_lines(stats), *quota_lines(quotas)])
+
+
+def quota_lines(quotas: Sequence[Quota]) -> list[str]:
+    """``🔑 API quota: x mentions 447/450 (resets 13:45 UTC) · x post 98/100 (…)``."""
+    if not quotas:
+        return []
+    parts = [
+        f"{safe(q.endpoint, LABEL_LIMIT)} {q.remaining}/{q.limit} "
+        f"(resets {q.reset_at.astimezone(UTC):%H:%M} UTC)"
+        for q in quotas
+    ]
+    return ["🔑 API quota left: " + " · ".join(parts)]
 
 
 # --- /care leaderboard ---------------------------------------------------------------------

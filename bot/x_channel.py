@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ from bot.ports import (
     MentionPage,
     PermanentChannelError,
     PostedReply,
+    Quota,
     RateLimited,
     TransientChannelError,
 )
@@ -106,10 +107,13 @@ def _protect_logs(secrets: Sequence[str]) -> None:
 class _RebasedSession(requests.Session):
     """A session that sends tweepy's hard-coded host to ``api_url`` and applies a timeout."""
 
-    def __init__(self, api_url: str, timeout: float) -> None:
+    def __init__(
+        self, api_url: str, timeout: float, on_response: Callable[[requests.Response], None]
+    ) -> None:
         super().__init__()
         self._api_url = api_url
         self._timeout = timeout
+        self._on_response = on_response
 
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
@@ -118,7 +122,9 @@ class _RebasedSession(requests.Session):
             url = self._api_url + url[len(TWEEPY_HOST) :]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        self._on_response(response)
+        return response
 
 
 class XChannel:
@@ -155,11 +161,26 @@ class XChannel:
             return_type=dict,
         )
         self._client.session.close()
-        self._client.session = _RebasedSession((api_url or DEFAULT_API_URL).rstrip("/"), timeout)
+        self._quotas: dict[str, Quota] = {}
+        self._quota_lock = threading.Lock()
+        self._client.session = _RebasedSession(
+            (api_url or DEFAULT_API_URL).rstrip("/"), timeout, self._note_quota
+        )
 
     def close(self) -> None:
         """Release pooled connections."""
         self._client.session.close()
+
+    def quotas(self) -> list[Quota]:
+        with self._quota_lock:
+            return sorted(self._quotas.values(), key=lambda quota: quota.endpoint)
+
+    def _note_quota(self, response: requests.Response) -> None:
+        """Remember the x-rate-limit-* headers X sends with every answer."""
+        quota = _quota_of(response)
+        if quota is not None:
+            with self._quota_lock:
+                self._quotas[quota.endpoint] = quota
 
     # -- SocialChannel -----------------------------------------------------------------------
 
@@ -363,3 +384,29 @@ def _to_post(tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]]) -
 
 def _posted(tweet_id: str) -> PostedReply:
     return PostedReply(external_id=tweet_id, url=f"https://x.com/i/web/status/{tweet_id}")
+
+
+def _quota_of(response: requests.Response) -> Quota | None:
+    endpoint = _endpoint(response.request.method or "", response.request.path_url or "")
+    headers = response.headers
+    try:
+        limit = int(headers["x-rate-limit-limit"])
+        remaining = int(headers["x-rate-limit-remaining"])
+        reset_at = datetime.fromtimestamp(int(headers["x-rate-limit-reset"]), UTC)
+    except (KeyError, ValueError, OverflowError, OSError):
+        return None
+    if endpoint is None:
+        return None
+    return Quota(endpoint, limit, remaining, reset_at)
+
+
+def _endpoint(method: str, path: str) -> str | None:
+    """Which quota an API path counts against, by the names `/care stats` shows."""
+    path = path.split("?", 1)[0]
+    if method == "POST" and path == "/2/tweets":
+        return "post"
+    if path.endswith("/mentions"):
+        return "mentions"
+    if path.endswith("/tweets") and path.startswith("/2/users/"):
+        return "timeline"
+    return None

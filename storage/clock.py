@@ -26,6 +26,13 @@ class DatabaseClock:
         self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
+        if self.engine.dialect.name == "sqlite":
+            # An embedded database's clock is this machine's clock, so the offset is zero. And
+            # asking would deadlock: every SQLite transaction starts with BEGIN IMMEDIATE
+            # (storage/db.py), and callers read the clock inside their own write transaction,
+            # so the measurement waited for its own thread's lock until busy_timeout (30 s),
+            # stalling every writer of the process meanwhile.
+            return utcnow()
         if time.monotonic() - self._measured_at > self.refresh:
             self._measure()
         return utcnow() + self._offset

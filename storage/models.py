@@ -194,10 +194,6 @@ class ChannelCursor(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
-    # The channel's API quota as its last answer reported it (x-rate-limit-* headers).
-    quota_limit: Mapped[int | None]
-    quota_remaining: Mapped[int | None]
-    quota_reset_at: Mapped[datetime | None]
 
 
 class Notification(Base):
@@ -328,3 +324,16 @@ class WeeklySummary(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     posted_at: Mapped[datetime | None]
+
+
+class ApiQuota(Base):
+    """An outside API's request quota as its last answer reported it (X's x-rate-limit-*)."""
+
+    __tablename__ = "api_quotas"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(32), primary_key=True)  # mentions | post
+    limit: Mapped[int]
+    remaining: Mapped[int]
+    reset_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

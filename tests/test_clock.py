@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, timedelta
 
 from sqlalchemy import func, select
@@ -32,5 +33,21 @@ def test_an_unreachable_database_leaves_the_clock_running() -> None:
     try:
         clock = DatabaseClock(engine)
         assert abs(clock() - utcnow()) < timedelta(seconds=1)
+    finally:
+        engine.dispose()
+
+
+def test_reading_the_clock_inside_a_sqlite_write_transaction_does_not_wait(tmp_path) -> None:
+    # Callers read the clock inside their transactions; on SQLite a transaction holds the write
+    # lock, and measuring the offset once took that lock again from the same thread (30 s).
+    engine = make_engine(f"sqlite:///{tmp_path / 'clock.db'}")
+    try:
+        clock = DatabaseClock(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")  # holds the write lock
+            started = time.monotonic()
+            now = clock()
+            assert time.monotonic() - started < 1.0
+        assert abs(now - utcnow()) < timedelta(seconds=1)
     finally:
         engine.dispose()

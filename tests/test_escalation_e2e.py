@@ -248,7 +248,10 @@ def test_a_signed_solve_from_the_helpdesk_closes_the_question(stack: Stack, cloc
         lambda: "Dana" in rendered(stack.slack.message(ESCALATION_CHANNEL, message["ts"])),
         message="escalation shows Dana",
     )
-    assert backend_post(stack, body)[1]["already"] is True
+    # The helpdesk sends it again, signed anew: harmless. The exact same request again: refused.
+    stamp = int(time.time()) + 1
+    assert backend_post(stack, body, ts=stamp)[1]["already"] is True
+    assert backend_post(stack, body, ts=stamp) == (401, {"error": "replayed request"})
     clock.advance(hours=3)
     sweeps_after(stack)
     assert len(escalations(stack, "order 77")) == 1

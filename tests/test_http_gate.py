@@ -10,6 +10,7 @@ from urllib.error import HTTPError
 import pytest
 from sqlalchemy import func, select
 
+from bot.server import ReplayGuard
 from storage.models import AuditEvent, ProcessedSlackEvent
 from tests.standins.slack_requests import sign
 from tests.standins.stack import SIGNING_SECRET, Stack
@@ -150,3 +151,31 @@ def test_an_unknown_subcommand_is_named_back_safely(idle_stack):
     text = response.json()["text"]
     assert "There is no `/care` subcommand" in text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+
+
+def test_an_exact_replay_of_a_signed_request_gets_401(idle_stack):
+    body = "command=/care&text=help&user_id=U0ALICE&channel_id=C0ADMIN&team_id=T0&trigger_id=1.2"
+    ts = int(time.time())
+
+    first = idle_stack.client.post(body, FORM, timestamp=ts)
+    replay = idle_stack.client.post(body, FORM, timestamp=ts)
+    signed_anew = idle_stack.client.post(body, FORM, timestamp=ts + 1)
+
+    assert first.status == 200
+    assert replay.status == 401
+    assert replay.json() == {
+        "error": "replayed request: this exact signed request was already received"
+    }
+    assert signed_anew.status == 200  # Slack signs every delivery, retries included, anew
+
+
+def test_the_replay_guard_forgets_a_signature_once_it_could_no_longer_be_fresh():
+    now = [1_000_000.0]
+    guard = ReplayGuard(lambda: now[0], window=300)
+
+    assert guard.first_use("v0=aa") is True
+    assert guard.first_use("v0=aa") is False
+    now[0] += 599  # a timestamp may be 300 s off either way: still dangerous
+    assert guard.first_use("v0=aa") is False
+    now[0] += 2
+    assert guard.first_use("v0=aa") is True

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.escalation import EscalationPolicy
 from bot.intake import receive_posts
 from bot.polling import MAX_BACKOFF, PollOutcome, poll_mentions
-from bot.ports import Author, IncomingPost, MentionPage, PostedReply
+from bot.ports import Author, IncomingPost, MentionPage, PostedReply, Quota
 from bot.states import State
 from bot.x_channel import XChannel
 from storage.models import AuditEvent, ChannelCursor, Customer, Question
@@ -80,6 +80,9 @@ class FailAfterPages:
 
     def find_reply(self, in_reply_to: str) -> PostedReply | None:
         return self._channel.find_reply(in_reply_to)
+
+    def quotas(self) -> list[Quota]:
+        return self._channel.quotas()
 
     def close(self) -> None:
         self._channel.close()

@@ -19,6 +19,7 @@ from storage.models import Base, Question
 from tests.dbhelpers import count, make_question
 
 TABLES = {
+    "api_quotas",
     "audit_events",
     "members",
     "routes",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import func, select
 
@@ -36,7 +38,12 @@ def test_an_event_slack_retries_is_handled_once(stack: Stack) -> None:
     event = home_opened("U0BOB")
 
     first = stack.client.event(event, event_id="Ev0RETRY1")
-    retries = [stack.client.event(event, event_id="Ev0RETRY1", retry_num=n) for n in (1, 2, 3)]
+    # Slack signs each delivery anew: a retry comes at least 3 s later, with its own timestamp.
+    now = int(time.time())
+    retries = [
+        stack.client.event(event, event_id="Ev0RETRY1", retry_num=n, timestamp=now + 3 * n)
+        for n in (1, 2, 3)
+    ]
 
     assert first.status == 200
     assert [r.status for r in retries] == [200, 200, 200]

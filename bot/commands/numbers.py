@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.commands.base import Invocation, Subcommand, UsageError, echo, no_more
 from bot.context import CareContext
+from bot.quota import current_quotas
 from bot.roles import Role
 from bot.stats import (
     LEADERBOARD_PERIODS,
@@ -26,7 +27,8 @@ def subcommands(care: CareContext) -> list[Subcommand]:
         period = _period(invocation, STATS_PERIODS)
         with care.sessions.begin() as session:
             numbers = compute_stats(session, period.since, period.until)
-        return stats_text(numbers, period.label)
+            quotas = current_quotas(session, care.clock())
+        return stats_text(numbers, period.label, quotas)
 
     def top(invocation: Invocation) -> str:
         """Who answered most in the period."""

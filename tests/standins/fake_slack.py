@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.standins.loopback import LoopbackServer
+from tests.standins.loopback import HookedRequest, LoopbackServer, Verdict
 
 Params = dict[str, Any]
 Answer = dict[str, Any]
@@ -61,6 +61,8 @@ class Call:
     method: str
     params: dict[str, Any]
     headers: dict[str, str]  # header names are lower-cased
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
+    status: int = 0  # the HTTP status it was answered with (0 until answered)
 
 
 @dataclass
@@ -311,7 +313,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path.startswith("/api/"):
             method = url.path.removeprefix("/api/")
-            status, body, extra = fake.handle_api(method, url.query, raw, headers)
+            try:
+                status, body, extra = fake.handle_api(
+                    method, url.query, raw, headers, http_method=self.command
+                )
+            except _Dropped:  # a test hook asked to close the connection unanswered
+                self.close_connection = True
+                return
             self._send(status, json.dumps(body).encode(), "application/json; charset=utf-8", extra)
         elif url.path.startswith("/upload/"):
             status, text = fake.handle_upload(url.path.removeprefix("/upload/"), raw)
@@ -326,13 +334,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         content_type: str,
         extra_headers: dict[str, str] | None = None,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (extra_headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (extra_headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):  # the client is gone (killed by a test)
+            self.close_connection = True
+
+
+class _Dropped(Exception):
+    """A ``before`` hook asked for the request to be dropped unprocessed."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,6 +403,8 @@ class FakeSlack(LoopbackServer):
         self._used_triggers: set[str] = set()
         self._uploads: dict[str, _Upload] = {}
         self._injected: dict[str, deque[_Injected]] = {}
+        self._channel_limits: dict[str, tuple[float, int]] = {}  # method: (interval, retry)
+        self._last_accepted: dict[tuple[str, str], float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -435,6 +452,23 @@ class FakeSlack(LoopbackServer):
             headers={"Retry-After": str(retry_after)},
         )
         self._inject(method, answer, times)
+
+    def limit_per_channel(self, method: str, interval: float, retry_after: int = 1) -> None:
+        """Answer 429 + Retry-After to ``method`` calls within ``interval`` s of the last one
+        accepted for the same channel, as Slack does for chat.postMessage (~1/s/channel)."""
+        with self._lock:
+            self._channel_limits[method] = (interval, retry_after)
+
+    def _over_channel_limit(self, method: str, params: Params) -> bool:
+        limit = self._channel_limits.get(method)
+        if limit is None:
+            return False
+        key, now = (method, str(params.get("channel") or "")), time.monotonic()
+        last = self._last_accepted.get(key)
+        if last is not None and now - last < limit[0]:
+            return True
+        self._last_accepted[key] = now
+        return False
 
     def fail(
         self, method: str, error: str = "internal_error", times: int = 1, status: int = 200
@@ -541,9 +575,18 @@ class FakeSlack(LoopbackServer):
     # -- request handling (called from server threads) ------------------------------------
 
     def handle_api(
-        self, method: str, query: str, raw: bytes, headers: dict[str, str]
+        self,
+        method: str,
+        query: str,
+        raw: bytes,
+        headers: dict[str, str],
+        *,
+        http_method: str = "POST",
     ) -> tuple[int, Answer, dict[str, str]]:
-        """Answer one Web API request: (HTTP status, JSON body, extra response headers)."""
+        """Answer one Web API request: (HTTP status, JSON body, extra response headers).
+
+        Hooks (:meth:`on`, path ``/api/<method>``) run around it.
+        """
         params: Params = dict(parse_qsl(query, keep_blank_values=True))
         try:
             params.update(_parse_body(raw, headers.get("content-type", "")))
@@ -552,12 +595,20 @@ class FakeSlack(LoopbackServer):
                 self.calls.append(Call(method, params, headers))
             return 200, {"ok": False, "error": "invalid_json"}, {}
         params = _decode_json_params(params)
+        request = HookedRequest(http_method, f"/api/{method}", params)
+        hook = self._take_hook(request)
+        if self._run_before(hook, request) is Verdict.DROP:
+            raise _Dropped
         with self._lock:
-            self.calls.append(Call(method, params, headers))
+            call = Call(method, params, headers)
+            self.calls.append(call)
             try:
-                return self._answer(method, params, headers)
+                answer = self._answer(method, params, headers)
             except ApiError as error:
-                return error.status, error.body(), {}
+                answer = error.status, error.body(), {}
+            call.status = answer[0]
+        self._run_after(hook, request)
+        return answer
 
     def _answer(
         self, method: str, params: Params, headers: dict[str, str]
@@ -571,6 +622,9 @@ class FakeSlack(LoopbackServer):
         if queue:
             injected = queue.popleft()
             return injected.status, injected.body, injected.headers
+        if self._over_channel_limit(method, params):
+            retry_after = self._channel_limits[method][1]
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         handler = self._methods.get(method)
         if handler is None:
             raise ApiError("unknown_method")

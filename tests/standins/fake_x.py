@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import twitter_text
 
-from tests.standins.loopback import LoopbackServer
+from tests.standins.loopback import HookedRequest, LoopbackServer, Verdict
 
 #: Route keys accepted by the fault-injection methods and :meth:`FakeX.calls_to`.
 ROUTES = ("me", "mentions", "create_tweet", "user_tweets")
@@ -53,6 +53,7 @@ OAUTH_TIMESTAMP_SKEW_SECONDS = 300
 
 # Per-window request limits the fake advertises in x-rate-limit-limit.
 RATE_LIMITS = {"me": 75, "mentions": 450, "create_tweet": 200, "user_tweets": 1500}
+RATE_WINDOW_SECONDS = 15 * 60
 
 _ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
 _USER_TIMELINE = re.compile(r"^/2/users/(?P<user_id>[^/]+)/(?P<kind>mentions|tweets)$")
@@ -108,7 +109,7 @@ class _User:
 
 @dataclass
 class _Fault:
-    kind: Literal["rate_limit", "fail", "hang", "lose_response"]
+    kind: Literal["rate_limit", "fail", "hang", "lose_response", "lag"]
     status: int = 0
     reset_in: int = 0
     seconds: float = 0.0
@@ -263,6 +264,7 @@ class FakeX(LoopbackServer):
         self.access_token_secret = access_token_secret
 
         self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}  # route → (window start, requests)
         self._changed = threading.Condition(self._lock)
         self._next_tweet_id = FIRST_TWEET_ID
         self._next_user_id = FIRST_USER_ID
@@ -292,6 +294,7 @@ class FakeX(LoopbackServer):
             self._mention_ids.clear()
             self._created_ids.clear()
             self._faults.clear()
+            self._windows.clear()
             self._users = {self.brand_id: _User(self.brand_id, self.brand_handle, self.brand_name)}
 
     def add_mention(
@@ -332,6 +335,13 @@ class FakeX(LoopbackServer):
     def lose_response(self, route: str, times: int = 1) -> None:
         """Perform the next ``times`` calls to ``route``, then close the connection unanswered."""
         self._add_faults(route, times, _Fault("lose_response"))
+
+    def lag(self, route: str, times: int = 1) -> None:
+        """Answer the next ``times`` reads of a timeline ``route`` with an empty page, as X's
+        timelines do for a while after a write (the posts exist; the read does not show them)."""
+        if route not in ("mentions", "user_tweets"):
+            raise ValueError(f"only timelines lag, not {route!r}")
+        self._add_faults(route, times, _Fault("lag"))
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -435,7 +445,31 @@ class FakeX(LoopbackServer):
         if refusal is not None:
             return refusal
 
-        return self._answer_with_faults(route, path, query, body)
+        request = HookedRequest(method, path, query, body)
+        hook = self._take_hook(request)
+        if self._run_before(hook, request) is Verdict.DROP:
+            return None
+        answer = self._answer_with_faults(route, path, query, body)
+        self._run_after(hook, request)
+        if answer is not None and "x-rate-limit-limit" not in answer.headers:
+            answer.headers.update(self._rate_headers(route))
+        return answer
+
+    def _rate_headers(self, route: str) -> dict[str, str]:
+        """What X sends with every answer: the route's limit, what is left, when it resets."""
+        now = time.time()
+        with self._lock:
+            start, used = self._windows.get(route, (now, 0))
+            if now >= start + RATE_WINDOW_SECONDS:
+                start, used = now, 0
+            used += 1
+            self._windows[route] = (start, used)
+        limit = RATE_LIMITS[route]
+        return {
+            "x-rate-limit-limit": str(limit),
+            "x-rate-limit-remaining": str(max(limit - used, 0)),
+            "x-rate-limit-reset": str(int(start + RATE_WINDOW_SECONDS)),
+        }
 
     def _answer_with_faults(
         self, route: str, path: str, query: dict[str, str], body: Any
@@ -448,6 +482,8 @@ class FakeX(LoopbackServer):
             return self._too_many_requests(route, fault.reset_in)
         if fault.kind == "fail":
             return _Answer(fault.status, _problem(fault.status, HTTPStatus(fault.status).phrase))
+        if fault.kind == "lag":
+            return _Answer(200, {"meta": {"result_count": 0}})
         if fault.kind == "hang" and self._stopping.wait(fault.seconds):
             return None  # the server is stopping: do not act on a request nobody waits for
         answer = self._dispatch(route, path, query, body)

@@ -236,6 +236,7 @@ class SlackRequester:
         *,
         event_id: str | None = None,
         retry_num: int | None = None,
+        timestamp: int | None = None,
     ) -> Response:
         now = int(time.time())
         envelope = {
@@ -260,7 +261,7 @@ class SlackRequester:
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        return self.post(json.dumps(envelope), JSON, headers=headers)
+        return self.post(json.dumps(envelope), JSON, headers=headers, timestamp=timestamp)
 
     def url_verification(self, challenge: str) -> Response:
         body = {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}

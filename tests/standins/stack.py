@@ -42,6 +42,8 @@ def stack_environment(
         "X_POLL_SECONDS": "0.2",
         "CARE_OUTBOX_SECONDS": "0.2",
         "CARE_SEND_LEASE": "2s",
+        # Slack's pace is about 1 post/s/channel; tests pace faster so the suite stays quick.
+        "CARE_SLACK_CHANNEL_INTERVAL": "0.05",
         "DATABASE_URL": database_url,
     }
     env.update(overrides or {})
@@ -58,6 +60,7 @@ class Stack:
     overrides: dict[str, str] = field(default_factory=dict)
     migrate: bool = True
     clock: Callable[[], datetime] | None = None
+    http_threads: int = 8  # waitress worker threads, as `serve` uses
     care: Crowdcare | None = None
     requester: SlackRequester | None = None
     _server: Any = None
@@ -81,7 +84,7 @@ class Stack:
     def start(self, *, jobs: bool = True) -> Stack:
         """Build the app, serve it on a free loopback port, and start its jobs."""
         self.care = Crowdcare(self.settings, migrate=self.migrate, clock=self.clock)
-        self._server = make_server(self.care.http_app(), "127.0.0.1", 0)
+        self._server = make_server(self.care.http_app(), "127.0.0.1", 0, threads=self.http_threads)
         self._thread = threading.Thread(target=self._serve, name="stack-http", daemon=True)
         self._thread.start()
         base = f"http://127.0.0.1:{self._server.effective_port}"
