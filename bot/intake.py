@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,20 @@ from bot.states import State, record
 from storage.models import AuditEvent, Customer, Question, Setting
 
 SYSTEM = "crowdcare"
+
+# What a customer wrote is stored as received, within these limits. X's longest posts are 25,000
+# characters; anything longer is cut here (the audit event says so) rather than refused, so one
+# hostile post can never block the mentions behind it.
+MAX_QUESTION_TEXT = 25_000
+MAX_HANDLE, MAX_NAME, MAX_URL, MAX_ID = 64, 200, 300, 64
+REPLACEMENT = "\ufffd"
+# Neither database can store these: NUL (PostgreSQL text) and lone surrogates (not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str | None, limit: int) -> str:
+    """``text`` as the database can hold it: unstorable characters replaced, cut to ``limit``."""
+    return _UNSTORABLE.sub(REPLACEMENT, text or "")[:limit]
 
 
 @dataclass
@@ -65,21 +80,23 @@ def _store_question(  # noqa: PLR0917 - one post and the batch's context
     now: datetime,
     rules: list[Rule],
 ) -> Question | None:
+    external_id = storable(post.external_id, MAX_ID)
     exists = select(Question.id).where(
-        Question.channel == channel, Question.external_id == post.external_id
+        Question.channel == channel, Question.external_id == external_id
     )
     if session.scalar(exists) is not None:
         return None
     customer = _customer(session, channel, post.author, now)
-    route = first_match(rules, post.text)
+    text = storable(post.text, MAX_QUESTION_TEXT)
+    route = first_match(rules, text)
     question = Question(
         channel=channel,
-        external_id=post.external_id,
+        external_id=external_id,
         customer_id=customer.id,
         kind="mention",
-        text=post.text,
-        post_url=post.url,
-        conversation_id=post.conversation_id,
+        text=text,
+        post_url=storable(post.url, MAX_URL),
+        conversation_id=storable(post.conversation_id, MAX_ID) or None,
         asked_at=post.created_at,
         received_at=now,
         state=State.NEW,
@@ -102,32 +119,33 @@ def _store_question(  # noqa: PLR0917 - one post and the batch's context
         question_id=question.id,
         now=now,
         detail={
-            "external_id": post.external_id,
+            "external_id": external_id,
             "customer_id": customer.id,
             **({"route_channel": route.channel} if route else {}),
+            **({"text_cut_from": len(post.text)} if len(post.text) > MAX_QUESTION_TEXT else {}),
         },
     )
     support.emit(
         session,
         question_id=question.id,
         type="question.received",
-        data={"external_id": post.external_id, "handle": post.author.handle, "text": post.text},
+        data={"external_id": external_id, "handle": customer.handle, "text": text},
         now=now,
     )
     return question
 
 
 def _customer(session: Session, channel: str, author: Author, now: datetime) -> Customer:
-    query = select(Customer).where(
-        Customer.channel == channel, Customer.external_id == author.external_id
-    )
+    external_id = storable(author.external_id, MAX_ID)
+    handle, name = storable(author.handle, MAX_HANDLE), storable(author.name, MAX_NAME)
+    query = select(Customer).where(Customer.channel == channel, Customer.external_id == external_id)
     customer = session.scalar(query)
     if customer is None:
         customer = Customer(
             channel=channel,
-            external_id=author.external_id,
-            handle=author.handle,
-            name=author.name,
+            external_id=external_id,
+            handle=handle,
+            name=name,
             created_at=now,
         )
         try:
@@ -136,9 +154,9 @@ def _customer(session: Session, channel: str, author: Author, now: datetime) -> 
                 session.flush()
         except IntegrityError:
             customer = session.scalars(query).one()
-    elif (customer.handle, customer.name) != (author.handle, author.name):
+    elif (customer.handle, customer.name) != (handle, name):
         # People rename themselves; the card should show who they are now.
-        customer.handle, customer.name = author.handle, author.name
+        customer.handle, customer.name = handle, name
     return customer
 
 
@@ -159,6 +177,7 @@ def ask_in_slack(
     now: datetime,
 ) -> Question:
     """Store a question someone relays from elsewhere; it is routed and voted on as usual."""
+    text = storable(text, MAX_MANUAL_TEXT)
     if handle:
         author = Author(external_id=f"@{handle.lower()}", handle=handle, name="")
     else:
