@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.commands.base import Subcommand
 from bot.commands.registry import all_subcommands
 from bot.roles import Role
 from handlers.commands import _table, help_text
-from storage.models import AuditEvent
+from storage.models import AuditEvent, Question
+from tests.scenario import card_for
 from tests.standins.fake_slack import FakeSlack
 from tests.standins.fake_x import FakeX
 from tests.standins.stack import Stack
@@ -110,3 +111,28 @@ def test_help_groups_subcommands_by_role() -> None:
     assert text.index("*For moderators*") < text.index("`/care close <id>`")
     assert text.index("*For admins*") < text.index("`/care config`")
     assert help_text(table, "close") == "`/care close <id>` — close one (for moderators and above)"
+
+
+HOSTILE_ARGS = [
+    "<!channel> <!here>",
+    "'; DROP TABLE questions; --",
+    "<http://evil.example|click> `code` *bold*",
+    "\u202eevil\u202c \u200b",
+    "1 OR 1=1",
+]
+
+
+def test_hostile_arguments_to_every_subcommand_are_never_live_markup_or_sql(
+    stack: Stack,
+) -> None:
+    stack.x.add_mention("@AcmeHelp a question so the tables hold something")
+    card_for(stack, "tables hold something")
+    for subcommand in subcommands(stack):
+        if subcommand.slow:
+            continue  # answered by DM after the ack; covered by their own tests
+        for args in HOSTILE_ARGS:
+            answer = care(stack, ADMIN, f"{subcommand.name} {args}")["text"]
+            assert "<!channel>" not in answer and "<!here>" not in answer, subcommand.name
+            assert "<http://evil.example" not in answer, subcommand.name
+    with stack.app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Question)) >= 1
