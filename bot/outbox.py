@@ -29,6 +29,8 @@ from storage.models import Proposal, Question, Reply
 
 log = logging.getLogger(__name__)
 
+POLICY_HOLD = "held back by the reply policy"
+
 SYSTEM = "crowdcare"
 # Questions asked in Slack (`/care ask`) are answered there: nothing is ever published for them.
 SLACK_ONLY = ("slack", "manual")
@@ -100,8 +102,13 @@ def send_claimed(
     reply_id: int,
     *,
     clock: Callable[[], datetime],
+    gate: Callable[[str], str | None] = lambda _text: None,
 ) -> SendReport:
-    """Publish one claimed reply, reconciling first when an earlier attempt's fate is unknown."""
+    """Publish one claimed reply, reconciling first when an earlier attempt's fate is unknown.
+
+    ``gate`` is the last look before anything is public: it returns why ``text`` must not go out
+    (e.g. the reply policy changed since the answer was checked), and the reply is held.
+    """
     with sessions.begin() as session:
         reply = session.get_one(Reply, reply_id)
         claim = _Claim(reply.id, reply.attempts)
@@ -110,6 +117,8 @@ def send_claimed(
         posted = channel.find_reply(in_reply_to) if claim.attempt > 1 else None
         if posted is not None:
             log.info("Reply %s was already published as %s", reply_id, posted.external_id)
+        elif (problem := gate(text)) is not None:
+            return _fail(sessions, claim, f"{POLICY_HOLD}: {problem}", clock())
         else:
             posted = channel.post_reply(text, in_reply_to)
     except DuplicateContent as exc:

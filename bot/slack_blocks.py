@@ -358,6 +358,15 @@ def reply_failed_text(reason: str) -> str:
     return f"⚠️ X did not accept the reply: {detail}"
 
 
+def reply_held_text(reason: str) -> str:
+    """Thread notice when crowdcare itself held the chosen reply back (the policy changed)."""
+    detail = safe(reason.strip(), REASON_LIMIT) or "no reason given"
+    return (
+        f"✋ The chosen answer was not published: {detail}. Nothing went public; a moderator can "
+        "send another answer from the escalation, or close the question."
+    )
+
+
 # --- markup helpers ------------------------------------------------------------------------
 
 

@@ -18,12 +18,13 @@ from bot import mrkdwn, outbox
 from bot.intake import asker_of
 from bot.notifier import Notifier, NotifierError
 from bot.ports import SocialChannel
-from bot.reply_policy import ReplyPolicy
+from bot.reply_policy import ReplyPolicy, check_reply
 from bot.slack_blocks import (
     ANSWER_BLOCK,
     HomeItem,
     propose_modal,
     reply_failed_text,
+    reply_held_text,
     slack_answer_text,
     thanks_text,
 )
@@ -267,7 +268,9 @@ class Workflow:
         )
         reports = []
         for reply_id in claimed:
-            report = outbox.send_claimed(self.sessions, channel, reply_id, clock=self.clock)
+            report = outbox.send_claimed(
+                self.sessions, channel, reply_id, clock=self.clock, gate=self._policy_problem
+            )
             reports.append(report)
             if report.state == "sent":
                 self._announce_sent(report.question_id)
@@ -316,14 +319,24 @@ class Workflow:
         if channel is not None:
             self._quietly(self.notifier.post_in_thread, channel, thread, text)
 
+    def _policy_problem(self, text: str) -> str | None:
+        """Why ``text`` breaks the reply policy as it is now (it may have changed since)."""
+        # The text already holds its signature, so it is checked as it will be published.
+        check = check_reply(text, self.reply_policy(), signature=None, is_dm=False)
+        return None if check.ok else " ".join(check.problems)
+
     def _announce_failed(self, question_id: int, error: str) -> None:
         self.refresh_thread(question_id)
         self.on_decided(question_id)
         with self.sessions.begin() as session:
             question = session.get_one(Question, question_id)
             channel, thread = question.card_channel, question.card_ts
+        if error.startswith(outbox.POLICY_HOLD):
+            notice = reply_held_text(error.removeprefix(outbox.POLICY_HOLD).lstrip(": "))
+        else:
+            notice = reply_failed_text(error)
         if channel is not None and thread is not None:
-            self._quietly(self.notifier.post_in_thread, channel, thread, reply_failed_text(error))
+            self._quietly(self.notifier.post_in_thread, channel, thread, notice)
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -242,3 +242,33 @@ def test_the_directory_names_people_from_slack_and_remembers(people: FakeSlack) 
     assert len(people.calls_to("users.info")) == 2
     assert directory.display_name("U0EMOJI") == "kim.lee"  # no letters in the real name
     assert directory.display_name("U0NOBODY") is None
+
+
+def test_a_voted_answer_that_breaks_a_newer_policy_is_held_not_published(
+    fake_slack: FakeSlack, fake_x: FakeX, database_url: str
+) -> None:
+    stack = running(fake_slack, fake_x, database_url, CARE_VOTES_TO_SELECT="2")
+    try:
+        stack.x.add_mention("@AcmeHelp when does my parcel come?")
+        card = card_for(stack, "parcel come")
+        proposal = propose(stack, "U0ALICE", card, "It is guaranteed to arrive by Friday.")
+        # The deny list grows after the answer was written and checked; then the crowd votes.
+        stack.overrides["CARE_DENY_TERMS"] = "Guaranteed"
+        stack.restart()
+        for voter in ("U0BOB", "U0CARA"):
+            vote(stack, voter, proposal)
+
+        wait_until(lambda: state(stack) == "failed", message="the reply held back")
+        held = wait_until(
+            lambda: [
+                m
+                for m in stack.slack.thread(QUESTIONS_CHANNEL, card["ts"])
+                if "was not published" in (m.get("text") or "")
+            ],
+            message="the hold explained in the thread",
+        )
+        assert "“guaranteed”" in held[0]["text"]
+        assert stack.x.replies() == []
+        assert not stack.x.calls_to("create_tweet")
+    finally:
+        stack.stop()
