@@ -113,6 +113,7 @@ def run_demo(quiet: bool = False) -> int:
         try:
             _play(stack, out)
             _escalate(stack, out, clock)
+            _numbers(stack, out, clock)
         finally:
             stack.stop()
         replies = x.replies()
@@ -195,6 +196,7 @@ def _play(stack: Any, out: Transcript) -> None:
     vote(stack, "U0BOB", dans)
     vote(stack, "U0CARA", dans)
     stack.x.wait_for_replies(2)
+    wait_until(lambda: _answered(stack, tom), 10, "Tom's card to show the answer")
     out.say("Sent. Mallory's post stays unanswered: nobody proposed a reply to it.")
 
 
@@ -227,6 +229,23 @@ def _escalate(stack: Any, out: Transcript, clock: Any) -> None:
     )
     stack.x.wait_for_replies(3)
     out.say(f"Her answer goes out at once, no vote needed: “{answer}”")
+
+
+def _numbers(stack: Any, out: Transcript, clock: Any) -> None:
+    from tests.standins.stack import wait_until
+
+    out.title("The support manager checks the numbers with /care")
+    wait_until(lambda: _stats_count_answered(stack, 3), 10, "three answered questions in stats")
+    clock.advance(seconds=5)  # she looks a moment after the last reply went out
+    for user, text in (("U0REP", "stats"), ("U0REP", "leaderboard"), ("U0BOB", "config votes 1")):
+        answer = stack.client.command(user, text).json()["text"]
+        who = EMPLOYEES[user].split(" ")[0]
+        out.say(f"{who}: /care {text}\n" + textwrap.indent(_display(answer), "  │ "))
+
+
+def _stats_count_answered(stack: Any, count: int) -> bool:
+    text = str(stack.client.command("U0REP", "stats").json()["text"])
+    return f"answered *{count}*" in text and "0 pending, 0 sending" in text
 
 
 def _answered(stack: Any, card: dict[str, Any]) -> dict[str, Any] | None:
