@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from bot.backoff import backoff
 from bot.business_hours import BusinessHours
 from bot.escalation import ESCALATION, ESCALATION_AGAIN, NUDGE, SweepResult, sweep
 from bot.escalation_blocks import (
@@ -22,7 +23,6 @@ from bot.escalation_blocks import (
     nudge_text,
 )
 from bot.notifier import NotifierError
-from bot.polling import backoff
 from bot.states import record
 from bot.takeover import SendOutcome, SolveOutcome, answer_now, send_proposal_now, solve_elsewhere
 from bot.views import vote_count

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import support
-from bot.polling import backoff
+from bot.backoff import backoff
 from bot.ports import (
     ChannelError,
     DuplicateContent,

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.backoff import backoff
 from bot.escalation import EscalationPolicy
 from bot.intake import IntakeResult, intake_paused, receive_posts
 from bot.ports import ChannelError, RateLimited, SocialChannel
@@ -109,11 +110,6 @@ def _delay_after_failure(
         cursor.updated_at = now
     log.warning("Polling %s failed (%s); next try at %s", channel_name, exc, wait_until.isoformat())
     return wait_until
-
-
-def backoff(base: timedelta, failures: int, ceiling: timedelta) -> timedelta:
-    """``base`` doubled per failure, capped (the exponent too, so it never overflows)."""
-    return min(base * (1 << min(max(failures, 0), 30)), ceiling)
 
 
 def _cursor(session: Session, channel_name: str, now: datetime) -> ChannelCursor:

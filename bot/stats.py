@@ -135,23 +135,15 @@ def compute_stats(session: Session, since: datetime, until: datetime) -> Stats:
         ).where(in_period)
     ).one()
     received, answered, escalated, ignored, closed = (int(value or 0) for value in row)
-    proposals = int(
-        session.scalar(
-            select(func.count(Proposal.id))
-            .join(Question, Question.id == Proposal.question_id)
-            .where(in_period)
-        )
-        or 0
-    )
-    first = [
-        first_at - received_at
-        for received_at, first_at in session.execute(
-            select(Question.received_at, func.min(Proposal.created_at))
-            .join(Proposal, Proposal.question_id == Question.id)
-            .where(in_period)
-            .group_by(Question.id, Question.received_at)
-        )
-    ]
+    # One pass over the period's proposals gives both their count and each first one.
+    proposed = session.execute(
+        select(Question.received_at, func.min(Proposal.created_at), func.count(Proposal.id))
+        .join(Proposal, Proposal.question_id == Question.id)
+        .where(in_period)
+        .group_by(Question.id, Question.received_at)
+    ).all()
+    proposals = sum(int(n) for _, _, n in proposed)
+    first = [first_at - received_at for received_at, first_at, _ in proposed]
     replied = [
         replied_at - received_at
         for received_at, replied_at in session.execute(

@@ -47,7 +47,7 @@ from sqlalchemy import Insert, exists, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, sessionmaker
 
-from bot.polling import backoff
+from bot.backoff import backoff
 from bot.states import record
 from storage.models import (
     ConnectorState,

@@ -87,7 +87,8 @@ class Question(Base):
     post_url: Mapped[str] = mapped_column(String(300))
     conversation_id: Mapped[str | None] = mapped_column(String(64))
     asked_at: Mapped[datetime]
-    received_at: Mapped[datetime]
+    # Indexed for the numbers: stats and export select the questions received in a period.
+    received_at: Mapped[datetime] = mapped_column(index=True)
     state: Mapped[str] = mapped_column(String(16))
     card_channel: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
@@ -124,7 +125,7 @@ class Proposal(Base):
     # Appended to the public reply (e.g. "^JS" with CARE_SIGNATURE=initials); fixed at proposal
     # time so the length checked is the length sent.
     signature: Mapped[str | None] = mapped_column(String(16))
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(index=True)  # leaderboard, active contributors
 
 
 class Vote(Base):
@@ -136,7 +137,7 @@ class Vote(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
     voter_id: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(index=True)  # leaderboard, active contributors
 
 
 class Reply(Base):
@@ -158,7 +159,7 @@ class Reply(Base):
     external_id: Mapped[str | None] = mapped_column(String(64))
     url: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime]
-    sent_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)  # leaderboard: answers sent
 
 
 class AuditEvent(Base):
@@ -239,7 +240,8 @@ class Delivery(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("support_events.id"))
     question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"), index=True)
     connector: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # Indexed for the stats' backlog, which counts waiting deliveries of every connector.
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
