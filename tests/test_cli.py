@@ -30,10 +30,14 @@ from bot.slack_blocks import ANSWER_BLOCK, ANSWER_INPUT, VIEW_PROPOSE
 from storage.migrate import alembic_config
 from storage.models import Base
 from tests.processes import BotProcess, bot_environment, run_bot
+from tests.standins.crowd import Ledger
+from tests.standins.crowd import propose as crowd_propose
+from tests.standins.crowd import vote as crowd_vote
 from tests.standins.fake_slack import Call, FakeSlack
+from tests.standins.fake_webhook import FakeWebhookReceiver
 from tests.standins.fake_x import FakeX
 from tests.standins.slack_requests import FORM, Response, SlackRequester
-from tests.standins.stack import QUESTIONS_CHANNEL, SIGNING_SECRET, stack_environment
+from tests.standins.stack import QUESTIONS_CHANNEL, SIGNING_SECRET, stack_environment, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -335,26 +339,50 @@ def test_secrets_stay_out_of_debug_logs(serve: ServeFactory, database_url: str) 
             access_token_secret=secret("asecret"),
         ) as x,
     ):
-        variables = stack_environment(
-            slack,
-            x,
-            database_url,
-            {"LOG_LEVEL": "DEBUG", "SLACK_SIGNING_SECRET": secret("signing")},
-        )
-        x.add_mention("@AcmeHelp where is my refund for order 9921?")
-        served = serve(variables)
+        webhook_secret = secret("whsec")
+        with FakeWebhookReceiver(webhook_secret) as receiver:
+            variables = stack_environment(
+                slack,
+                x,
+                database_url,
+                {
+                    "LOG_LEVEL": "DEBUG",
+                    "SLACK_SIGNING_SECRET": secret("signing"),
+                    "SUPPORT_WEBHOOK_URL": receiver.url,
+                    "SUPPORT_WEBHOOK_SECRET": webhook_secret,
+                    "CARE_VOTES_TO_SELECT": "2",
+                },
+            )
+            x.add_mention("@AcmeHelp where is my refund for order 9921?")
+            served = serve(variables)
 
-        slack.wait_for("chat.postMessage", card_posted("refund for order 9921"), timeout=20)
-        answer = served.slack.command("U0ALICE", "help")
-        assert answer.status == 200, answer.text
-        assert "/care help" in answer.text
-        assert_stopped_cleanly(served.process, signal.SIGTERM)
+            # The whole loop: card, proposal, votes, the public reply, the backend told.
+            slack.wait_for("chat.postMessage", card_posted("refund for order 9921"), timeout=20)
+            ledger = Ledger(database_url)
+            try:
+                question = wait_until(
+                    lambda: next((q for q in ledger.questions() if q.card_ts), None), 20
+                )
+                answer_text = "Sorry! It was re-issued today and arrives in 3 days."
+                proposal = crowd_propose(
+                    served.slack, slack, question, author="U0ALICE", answer=answer_text
+                )
+                crowd_vote(served.slack, proposal, "U0BOB")
+                crowd_vote(served.slack, proposal, "U0CARA")
+                x.wait_for_replies(1, timeout=20)
+                receiver.wait_for(3, timeout=20)
+            finally:
+                ledger.close()
+            answer = served.slack.command("U0ALICE", "help")
+            assert answer.status == 200, answer.text
+            assert "/care help" in answer.text
+            assert_stopped_cleanly(served.process, signal.SIGTERM)
 
     output = served.process.stdout + served.process.stderr
     # Not vacuous: the libraries that handle the secrets did log at DEBUG.
     assert re.search(r" DEBUG +slack_(sdk|bolt)\S*: ", output), output
     assert re.search(r" DEBUG +(tweepy|requests_oauthlib|oauthlib|urllib3)\S*: ", output), output
-    for name in SECRET_VARIABLES:
+    for name in (*SECRET_VARIABLES, "SUPPORT_WEBHOOK_SECRET"):
         value = variables[name]
         assert len(value) > 10
         assert value not in output, f"{name}'s value appears in the output"
