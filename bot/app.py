@@ -92,7 +92,7 @@ class Crowdcare:
             clock=self.clock,
             wake_outbox=lambda: self.jobs.wake("send_replies"),
             send_lease=settings.send_lease,
-            reply_policy=lambda: settings.reply_policy,
+            reply_policy=self.config.reply_policy,
             signature_for_user=signer(self.config.signature, directory.display_name),
         )
         self.escalations = EscalationFlow(

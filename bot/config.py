@@ -16,7 +16,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from bot.business_hours import BusinessHours
-from bot.reply_policy import ReplyPolicy, normalize_domain, parse_terms
+from bot.reply_policy import ReplyPolicy, parse_domains, parse_terms
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_X_API_URL = "https://api.x.com"
@@ -95,6 +95,9 @@ class Settings:
     # What public replies may contain: CARE_ALLOWED_LINK_DOMAINS, CARE_DENY_TERMS(_FILE) and
     # CARE_PERSONAL_DATA_IN_DM.
     reply_policy: ReplyPolicy = field(default_factory=ReplyPolicy)
+    # The deny terms by source: `/care config deny_terms` replaces the variable's, never the file's.
+    deny_terms: tuple[str, ...] = ()  # CARE_DENY_TERMS
+    deny_terms_from_file: tuple[str, ...] = ()  # CARE_DENY_TERMS_FILE
     support: SupportSettings = field(default_factory=SupportSettings)
     sweep_seconds: float = 15.0
     outbox_seconds: float = 5.0
@@ -252,6 +255,9 @@ def _parse(env: _Reader) -> Settings:
     x_user_id = env.text("X_USER_ID")
     if x_user_id is not None and not re.fullmatch(r"[0-9]{1,19}", x_user_id):
         raise ConfigError(f"X_USER_ID={x_user_id!r} must be the numeric id of the brand account.")
+    domains = _link_domains(env)
+    terms = parse_terms(env.text("CARE_DENY_TERMS") or "", ",")
+    file_terms = _deny_terms_file(env)
     return Settings(
         configured=env.configured(),
         slack_bot_token=bot_token,
@@ -278,7 +284,11 @@ def _parse(env: _Reader) -> Settings:
         guidelines_file=_guidelines_file(env.text("CARE_GUIDELINES_FILE")),
         weekly_summary_channel=env.slack_id("CARE_WEEKLY_SUMMARY_CHANNEL"),
         signature=env.choice("CARE_SIGNATURE", ("off", "initials"), "off"),
-        reply_policy=_reply_policy(env),
+        reply_policy=ReplyPolicy(
+            domains, terms + file_terms, personal_data_in_dm=_personal_data_in_dm(env)
+        ),
+        deny_terms=terms,
+        deny_terms_from_file=file_terms,
         nudge_after=env.duration("CARE_NUDGE_AFTER", timedelta(minutes=15)),
         escalate_after=env.duration("CARE_ESCALATE_AFTER", timedelta(minutes=60)),
         escalate_again_after=env.duration("CARE_ESCALATE_AGAIN_AFTER", timedelta(hours=2)),
@@ -315,25 +325,27 @@ def _guidelines_file(raw: str | None) -> str | None:
     return raw
 
 
-def _reply_policy(env: _Reader) -> ReplyPolicy:
-    domains = set()
-    for raw in (env.text("CARE_ALLOWED_LINK_DOMAINS") or "").split(","):
-        if raw.strip():
-            try:
-                domains.add(normalize_domain(raw))
-            except ValueError as exc:
-                raise ConfigError(f"CARE_ALLOWED_LINK_DOMAINS: {exc}.") from None
-    terms = parse_terms(env.text("CARE_DENY_TERMS") or "", ",")
+def _link_domains(env: _Reader) -> frozenset[str]:
+    try:
+        return parse_domains(env.text("CARE_ALLOWED_LINK_DOMAINS") or "")
+    except ValueError as exc:
+        raise ConfigError(f"CARE_ALLOWED_LINK_DOMAINS: {exc}.") from None
+
+
+def _deny_terms_file(env: _Reader) -> tuple[str, ...]:
     path = env.text("CARE_DENY_TERMS_FILE")
-    if path is not None:
-        try:
-            terms += parse_terms(Path(path).read_text(encoding="utf-8"), "\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"CARE_DENY_TERMS_FILE={path!r} is not a readable UTF-8 file ({exc})."
-            ) from None
-    in_dm = env.choice("CARE_PERSONAL_DATA_IN_DM", ("false", "true"), "false") == "true"
-    return ReplyPolicy(frozenset(domains), terms, personal_data_in_dm=in_dm)
+    if path is None:
+        return ()
+    try:
+        return parse_terms(Path(path).read_text(encoding="utf-8"), "\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"CARE_DENY_TERMS_FILE={path!r} is not a readable UTF-8 file ({exc})."
+        ) from None
+
+
+def _personal_data_in_dm(env: _Reader) -> bool:
+    return env.choice("CARE_PERSONAL_DATA_IN_DM", ("false", "true"), "false") == "true"
 
 
 def _business_hours(raw: str | None) -> BusinessHours | None:

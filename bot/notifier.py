@@ -8,7 +8,11 @@ from bot.slack_blocks import CardView, ProposalView
 
 
 class NotifierError(Exception):
-    """Slack refused or failed a call."""
+    """Slack refused or failed a call; ``error`` is Slack's error code when it answered."""
+
+    def __init__(self, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class Notifier(Protocol):

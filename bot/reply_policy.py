@@ -162,6 +162,11 @@ def normalize_domain(raw: str) -> str:
     return domain
 
 
+def parse_domains(raw: str) -> frozenset[str]:
+    """Domains from a comma-separated value, normalized. Raises ValueError naming a bad one."""
+    return frozenset(normalize_domain(part.strip()) for part in raw.split(",") if part.strip())
+
+
 def parse_terms(raw: str, separator: str) -> tuple[str, ...]:
     """Deny-list terms from a comma-separated value or a file's lines (``#`` starts a comment)."""
     parts = (part.strip() for part in raw.split(separator))
@@ -202,7 +207,8 @@ def _links(hosts: list[str], policy: ReplyPolicy) -> str:
     if not policy.allowed_link_domains:
         return (
             f"Remove {what}: replies may not contain links (X turns a bare domain like "
-            f"example.com into a link too). An admin can allow domains with {DOMAINS_VARIABLE}."
+            "example.com into a link too). An admin can allow domains with "
+            f"/care config link_domains (or {DOMAINS_VARIABLE})."
         )
     allowed = ", ".join(sorted(policy.allowed_link_domains))
     return f"Remove {what}: replies may link only to {allowed} (and their subdomains)."

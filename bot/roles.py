@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,8 +42,22 @@ POOL_OPEN = "open"
 POOL_REGISTERED = "registered"
 
 
+class Presence(StrEnum):
+    """Whether a user id is someone who can hold a role or answer, as the workspace says."""
+
+    PERSON = "person"  # an active, human member
+    UNKNOWN = "unknown"  # no such user in this workspace
+    DEACTIVATED = "deactivated"
+    BOT = "bot"
+    UNREACHABLE = "unreachable"  # Slack could not be asked
+
+
 class Directory(Protocol):
     """The workspace's own idea of its people (Slack's ``users.info``)."""
+
+    def presence(self, user_id: str) -> Presence:
+        """Whether ``user_id`` is an active person here; UNREACHABLE when Slack cannot be asked."""
+        ...
 
     def is_workspace_admin(self, user_id: str) -> bool:
         """True for workspace admins and owners; False when unknown or unreachable."""
@@ -56,6 +70,9 @@ class Directory(Protocol):
 
 class NoDirectory:
     """No workspace to ask (the demo, some tests): nobody is a workspace admin or has a name."""
+
+    def presence(self, user_id: str) -> Presence:
+        return Presence.UNREACHABLE
 
     def is_workspace_admin(self, user_id: str) -> bool:
         return False

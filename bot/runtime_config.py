@@ -5,6 +5,11 @@ default``) falls back to the environment again. Values are checked by the same p
 environment, so a setting can never hold what start-up would have refused. Every change is
 audited. Deadline settings apply to questions that arrive afterwards (deadlines are stored at
 intake), exactly as a changed environment variable would.
+
+The reply policy's ``deny_terms`` replace CARE_DENY_TERMS only: terms in CARE_DENY_TERMS_FILE
+always apply as well, so a file a compliance team maintains cannot be switched off from Slack.
+``deny_terms none`` and ``link_domains none`` mean an empty list (``default`` is the environment).
+A changed policy applies to every answer checked afterwards, including proposals already written.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.business_hours import BusinessHours, BusinessHoursError
 from bot.config import Settings, format_duration, parse_duration
 from bot.escalation import EscalationPolicy
+from bot.reply_policy import ReplyPolicy, parse_domains, parse_terms
 from bot.states import record
 from storage.models import Setting
 
@@ -32,7 +38,10 @@ RESET_WORDS = frozenset({"default", "reset", "unset"})
 MAX_VOTES = 50
 MAX_DEADLINE = timedelta(days=30)
 MAX_RAW = 200  # longer than any valid value; keeps junk out of the table and the audit log
+MAX_LIST_RAW = 1000  # a deny list or domain list is longer, but still bounded
+NONE_WORDS = frozenset({"none", "off"})
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,4}")
+_AUTOLINK = re.compile(r"(?:(?<=,)|^)\s*https?://([^/,\s]+)/?\s*(?=,|$)", re.IGNORECASE)
 
 
 class ConfigValueError(ValueError):
@@ -49,6 +58,7 @@ class Key:
     parse: Callable[[str], Any]
     show: Callable[[Any], str]
     from_settings: Callable[[Settings], Any]
+    max_raw: int = MAX_RAW
 
 
 def _votes(raw: str) -> int:
@@ -88,6 +98,38 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 def _show_hours(value: BusinessHours | None) -> str:
     return "off (always open)" if value is None else value.describe()
+
+
+def _terms(raw: str) -> tuple[str, ...]:
+    if raw.lower() in NONE_WORDS:
+        return ()
+    # Duplicates in any case are dropped, as the policy matches terms in any case.
+    unique: dict[str, str] = {}
+    for term in parse_terms(raw, ","):
+        unique.setdefault(term.casefold(), term)
+    terms = tuple(unique.values())
+    if not terms:
+        raise ConfigValueError("expected words or phrases separated by commas, or none")
+    return terms
+
+
+def _domains(raw: str) -> frozenset[str]:
+    if raw.lower() in NONE_WORDS:
+        return frozenset()
+    # Slack sends a typed "acme.com" as a link, which typed_text makes "http://acme.com".
+    raw = _AUTOLINK.sub(r"\1", raw)
+    try:
+        domains = parse_domains(raw)
+    except ValueError as exc:
+        raise ConfigValueError(str(exc)) from None
+    if not domains:
+        raise ConfigValueError("expected domains separated by commas, or none")
+    return domains
+
+
+def _show_list(values: tuple[str, ...] | frozenset[str]) -> str:
+    items = sorted(values) if isinstance(values, frozenset) else list(values)
+    return ", ".join(items) if items else "none"
 
 
 KEYS: dict[str, Key] = {
@@ -142,6 +184,25 @@ KEYS: dict[str, Key] = {
             str,
             lambda s: s.pool,
         ),
+        Key(
+            "deny_terms",
+            "CARE_DENY_TERMS",
+            "words or phrases separated by commas, or none "
+            "(terms in CARE_DENY_TERMS_FILE always apply too)",
+            _terms,
+            _show_list,
+            lambda s: s.deny_terms,
+            max_raw=MAX_LIST_RAW,
+        ),
+        Key(
+            "link_domains",
+            "CARE_ALLOWED_LINK_DOMAINS",
+            "domains like acme.com separated by commas (subdomains included), or none",
+            _domains,
+            _show_list,
+            lambda s: s.reply_policy.allowed_link_domains,
+            max_raw=MAX_LIST_RAW,
+        ),
     )
 }
 
@@ -174,6 +235,7 @@ class RuntimeConfig:
         # Read from a snapshot, never the database: settings are read inside other
         # transactions (a vote reads the threshold), and SQLite allows one writer at a time.
         self._stored: dict[str, str] = {}
+        self._policy: tuple[tuple[Any, ...], ReplyPolicy] | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -221,6 +283,17 @@ class RuntimeConfig:
             self.business_hours(),
         )
 
+    def reply_policy(self) -> ReplyPolicy:
+        """What answers may contain now: stored deny terms and domains over the environment."""
+        terms: tuple[str, ...] = self.value("deny_terms") + self.settings.deny_terms_from_file
+        domains: frozenset[str] = self.value("link_domains")
+        in_dm = self.settings.reply_policy.personal_data_in_dm
+        # Built once per change: the policy compiles a pattern per term.
+        cache_key = (terms, domains, in_dm)
+        if self._policy is None or self._policy[0] != cache_key:
+            self._policy = (cache_key, ReplyPolicy(domains, terms, personal_data_in_dm=in_dm))
+        return self._policy[1]
+
     def entries(self) -> list[Entry]:
         """Every setting with its effective value and where it comes from."""
         stored = self._stored
@@ -248,8 +321,8 @@ class RuntimeConfig:
         raw = " ".join(raw.split())
         after: str | None = None
         if raw.lower() not in RESET_WORDS:
-            if len(raw) > MAX_RAW:
-                raise ConfigValueError(f"expected {key.what} (at most {MAX_RAW} characters)")
+            if len(raw) > key.max_raw:
+                raise ConfigValueError(f"expected {key.what} (at most {key.max_raw} characters)")
             after = _stored_form(key, key.parse(raw))
         now = self.clock()
         with self.sessions.begin() as session:

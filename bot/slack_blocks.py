@@ -61,6 +61,7 @@ _PROPOSAL_BADGES = {"selected": "🏆 Selected", "sent": "📣 Sent", "closed": 
 # blowing a text limit; real ids are around 11 characters.
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,31}")
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,31}")
 # Printable ASCII only, and none of the characters that would end or split <url|label>.
 _URL = re.compile(r"https?://[!-;=?-{}~]+")
 
@@ -364,6 +365,16 @@ def reply_held_text(reason: str) -> str:
     return (
         f"✋ The chosen answer was not published: {detail}. Nothing went public; a moderator can "
         "send another answer from the escalation, or close the question."
+    )
+
+
+def card_rerouted_text(channel: str, error: str) -> str:
+    """Thread notice on a card posted in the questions channel because its route's was refused."""
+    where = f"<#{channel}>" if _CHANNEL_ID.fullmatch(channel) else escape(channel)
+    return (
+        f"⚠️ Could not post this card in {where}: {safe(error, REASON_LIMIT)}. Invite @crowdcare "
+        "there (`/invite @crowdcare`) so the questions routed to it appear there; until then "
+        "they come here."
     )
 
 

@@ -11,9 +11,13 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.roles import Presence
+
 log = logging.getLogger(__name__)
 
 NAME_CACHE_SECONDS = 600.0
+NO_SUCH_USER = frozenset({"user_not_found", "user_not_visible"})
+SLACKBOT = "USLACKBOT"  # Slack's own bot: users.info does not mark it is_bot
 
 
 class SlackDirectory:
@@ -30,6 +34,21 @@ class SlackDirectory:
         if user is None:
             return False
         return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+
+    def presence(self, user_id: str) -> Presence:
+        """Asked of Slack each time (never cached): a deactivation must show at once."""
+        try:
+            user = self.client.users_info(user=user_id).get("user") or {}
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in NO_SUCH_USER:
+                return Presence.UNKNOWN
+            log.warning("users.info for %s failed: %s", user_id, error)
+            return Presence.UNREACHABLE
+        except OSError as exc:
+            log.warning("users.info for %s failed: %s", user_id, exc)
+            return Presence.UNREACHABLE
+        return presence_of(dict(user))
 
     def display_name(self, user_id: str) -> str | None:
         """Real name, else display name, else user name; cached ten minutes when found."""
@@ -65,6 +84,15 @@ class SlackDirectory:
             log.warning("users.info for %s failed: %s", user_id, exc)
             return None
         return dict(user)
+
+
+def presence_of(user: dict[str, Any]) -> Presence:
+    """What a ``users.info`` user object says about the person."""
+    if user.get("deleted"):
+        return Presence.DEACTIVATED
+    if user.get("is_bot") or user.get("is_app_user") or user.get("id") == SLACKBOT:
+        return Presence.BOT
+    return Presence.PERSON
 
 
 def _has_letter(text: str) -> bool:

@@ -248,6 +248,7 @@ class SlackNotifier:
         try:
             return method(**kwargs)
         except SlackApiError as exc:
-            raise NotifierError(f"Slack answered {exc.response.get('error')}") from exc
+            error = exc.response.get("error")
+            raise NotifierError(f"Slack answered {error}", str(error)) from exc
         except (SlackClientError, OSError) as exc:
             raise NotifierError(f"Slack unreachable: {type(exc).__name__}") from exc

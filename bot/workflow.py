@@ -21,14 +21,16 @@ from bot.ports import SocialChannel
 from bot.reply_policy import ReplyPolicy, check_reply
 from bot.slack_blocks import (
     ANSWER_BLOCK,
+    CardView,
     HomeItem,
+    card_rerouted_text,
     propose_modal,
     reply_failed_text,
     reply_held_text,
     slack_answer_text,
     thanks_text,
 )
-from bot.states import ACCEPTS_PROPOSALS, State, transition
+from bot.states import ACCEPTS_PROPOSALS, State, record, transition
 from bot.views import card_view, proposal_view
 from bot.voting import ProposeOutcome, ProposeResult, VoteOutcome, cast_vote, propose
 from storage.models import Customer, Proposal, Question, Reply, Vote
@@ -36,6 +38,8 @@ from storage.models import Customer, Proposal, Question, Reply, Vote
 log = logging.getLogger(__name__)
 
 SYSTEM = "crowdcare"
+# Slack's answers when the bot may not post in a channel: a routed card goes to the default one.
+CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,17 @@ def form_feedback(result: ProposeResult) -> Feedback:
     else:
         message = f"This question is {result.question.state} meanwhile."
     return Feedback(form_errors={ANSWER_BLOCK: message})
+
+
+def _selected_notice(question: Question | None) -> str:
+    """What the deciding voter is told: where the chosen answer goes now."""
+    if question is not None and question.channel in outbox.SLACK_ONLY:
+        return (
+            "Your vote selected this answer. The question was asked in Slack, so nothing is "
+            "published: the answer will be posted in this thread for the person who asked "
+            "to pass on."
+        )
+    return "Your vote selected this answer; it is being sent now."
 
 
 class Workflow:
@@ -123,22 +138,66 @@ class Workflow:
             question = session.get_one(Question, question_id)
             if question.state != State.NEW:
                 return False
-            # Routed at intake; a retry looks for (and records) the card in that same channel.
-            channel = question.route_channel or self.questions_channel
+            # Routed at intake; a retry looks for the card in that same channel (and in the
+            # questions channel, where a card goes when Slack refuses the routed one).
+            routed = question.route_channel or self.questions_channel
             question.card_attempts += 1
             attempts = question.card_attempts
             # Posting the card is what opens the question; show it as it will be.
             card = replace(card_view(session, question), state=State.OPEN)
         try:
-            # An earlier attempt may have posted and died before recording the ts.
-            ts = self.notifier.find_card(channel, question_id) if attempts > 1 else None
-            ts = ts or self.notifier.post_card(channel, card)
+            channel, ts, refused = self._place_card(question_id, routed, card, attempts)
         except NotifierError as exc:
             log.warning("Card for question %s not posted yet: %s", question_id, exc)
             return False
+        now = self.clock()
         with self.sessions.begin() as session:
-            _record_card(session, session.get_one(Question, question_id), channel, ts, self.clock())
+            question = session.get_one(Question, question_id)
+            if refused is not None and question.state == State.NEW:
+                record(
+                    session,
+                    actor=SYSTEM,
+                    action="card.rerouted",
+                    now=now,
+                    question_id=question_id,
+                    detail={"channel": routed, "error": refused, "posted_in": channel},
+                )
+            _record_card(session, question, channel, ts, now)
+        if refused is not None:
+            log.warning("Card %s posted in %s: %s said %s", question_id, channel, routed, refused)
+            self._quietly(
+                self.notifier.post_in_thread, channel, ts, card_rerouted_text(routed, refused)
+            )
         return True
+
+    def _place_card(
+        self, question_id: int, routed: str, card: CardView, attempts: int
+    ) -> tuple[str, str, str | None]:
+        """Post the card in ``routed``, or in the questions channel when Slack will not let the
+        bot post there: (channel, ts, Slack's refusal of ``routed`` or None)."""
+        fallback = self.questions_channel if routed != self.questions_channel else None
+        if attempts > 1:
+            # An earlier attempt may have posted, in either channel, and died before recording
+            # the ts. (Its note in the thread may then be missing; the card is not doubled.)
+            for channel in filter(None, (routed, fallback)):
+                ts = self._find_card(channel, question_id)
+                if ts is not None:
+                    return channel, ts, None
+        try:
+            return routed, self.notifier.post_card(routed, card), None
+        except NotifierError as exc:
+            if fallback is None or exc.error not in CANNOT_POST:
+                raise
+            refused = exc.error
+        return fallback, self.notifier.post_card(fallback, card), refused
+
+    def _find_card(self, channel: str, question_id: int) -> str | None:
+        try:
+            return self.notifier.find_card(channel, question_id)
+        except NotifierError as exc:
+            if exc.error in CANNOT_POST:
+                return None  # the bot cannot read there, so it did not post there
+            raise
 
     def refresh_card(self, question_id: int) -> None:
         """Re-render a question's card from the database."""
@@ -231,7 +290,7 @@ class Workflow:
             self.refresh_thread(result.proposal.question_id)
             self.on_decided(result.proposal.question_id)
             self.wake_outbox()
-            return Feedback(notice="Your vote selected this answer; it is being sent now.")
+            return Feedback(notice=_selected_notice(result.question))
         self._refresh_proposal(result.proposal.id)
         return Feedback()
 

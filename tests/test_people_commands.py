@@ -14,6 +14,7 @@ from bot.roles import Role
 from storage.models import AuditEvent, Member
 from tests.blockkit import validate_blocks
 from tests.scenario import ephemeral_to
+from tests.standins.fake_slack import FakeSlack
 from tests.standins.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +32,7 @@ def guidelines_file(tmp_path: Path) -> Path:
 
 
 def start(fake_slack: Any, fake_x: Any, database_url: str, **overrides: str) -> Stack:
+    fake_slack.add_user(ADMIN, "admin")
     settings = {"CARE_ADMINS": ADMIN, "CARE_POOL": "registered", **overrides}
     return Stack(fake_slack, fake_x, database_url, overrides=settings).start(jobs=False)
 
@@ -291,3 +293,78 @@ def test_help_lists_the_people_commands(stack):
     assert "`/care join` — read the answering guidelines" in text
     assert "`/care pool add|remove|list [@person…]`" in text
     assert "`/care role @person [member|moderator|admin]`" in text
+
+
+# -- only people of the workspace -----------------------------------------------------------
+
+GONE, ROBOT, NOBODY = "U0GONE", "U0ROBOT", "U0NOBODY"
+
+
+@pytest.fixture
+def strangers(fake_slack: FakeSlack) -> FakeSlack:
+    fake_slack.add_user(GONE, "gone", deleted=True)
+    fake_slack.add_user(ROBOT, "robot", is_bot=True)
+    return fake_slack
+
+
+def test_pool_add_refuses_unknown_deactivated_and_bot_users_and_stores_nothing(stack, strangers):
+    text = f"pool add {mention(ALICE)} {NOBODY} {mention(GONE)} {mention(ROBOT)}"
+
+    answer = care(stack, ADMIN, text)["text"]
+
+    assert answer == (
+        f"Nothing changed: `{NOBODY}` is not a member of this workspace; <@{GONE}> is "
+        f"deactivated; <@{ROBOT}> is a bot, not a person. Only active people in this workspace "
+        "can be in the answering pool."
+    )
+    assert members(stack) == {}
+    assert [action for _, action, _ in audit(stack)] == ["command.pool"]
+    assert not stack.app.roles.in_pool(ALICE)
+
+
+def test_pool_remove_is_not_checked_so_people_who_left_can_be_removed(stack, strangers):
+    care(stack, ADMIN, f"pool add {mention(ALICE)}")
+    strangers.add_user(ALICE, "alice", deleted=True)  # Alice leaves the company
+
+    removed = care(stack, ADMIN, f"pool remove {mention(ALICE)}")["text"]
+
+    assert removed.startswith(f"Removed from the answering pool: <@{ALICE}>.")
+
+
+def test_role_refuses_someone_not_in_the_workspace(stack, strangers):
+    for target, reason in [
+        (NOBODY, f"`{NOBODY}` is not a member of this workspace"),
+        (GONE, f"<@{GONE}> is deactivated"),
+        (ROBOT, f"<@{ROBOT}> is a bot, not a person"),
+    ]:
+        answer = care(stack, ADMIN, f"role {mention(target)} moderator")["text"]
+        assert answer == (
+            f"Nothing changed: {reason}. Only active people in this workspace can hold a "
+            "crowdcare role."
+        )
+    assert members(stack) == {}
+    assert not [a for _, a, _ in audit(stack) if a == "role.changed"]
+
+
+def test_a_deactivated_moderator_can_still_be_made_a_member(stack, strangers):
+    care(stack, ADMIN, f"role {mention(CARA)} moderator")
+    strangers.add_user(CARA, "cara", deleted=True)
+
+    answer = care(stack, ADMIN, f"role {mention(CARA)} member")["text"]
+
+    assert answer == f"<@{CARA}> is now a member (was a moderator)."
+    assert members(stack)[CARA][0] == "member"
+
+
+def test_when_slack_cannot_be_asked_the_change_is_made_with_a_note(stack, fake_slack):
+    fake_slack.fail("users.info", "fatal_error", times=2)
+
+    added = care(stack, ADMIN, f"pool add {mention(ALICE)}")["text"]
+    made = care(stack, ADMIN, f"role {mention(BOB)} moderator")["text"]
+
+    assert f"Added to the answering pool: <@{ALICE}>." in added
+    assert f"Slack could not be asked whether <@{ALICE}> is in this workspace" in added
+    assert made.startswith(f"<@{BOB}> is now a moderator (was a member).")
+    assert "Slack could not be asked whether they are in this workspace" in made
+    assert members(stack)[ALICE][1] is True
+    assert members(stack)[BOB][0] == "moderator"

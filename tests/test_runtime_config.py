@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -99,6 +100,11 @@ def test_setting_the_same_value_again_changes_and_audits_nothing(sessions) -> No
         ("pool", "closed", "open or registered"),
         ("signature", "full name", "off or initials"),
         ("colour", "blue", "unknown setting; the settings are: votes"),
+        ("deny_terms", " , ,", "words or phrases separated by commas"),
+        ("deny_terms", "refund," * 200, "at most 1000 characters"),
+        ("link_domains", "https://acme.com/help", "is not a domain"),
+        ("link_domains", "acme.com, localhost", "'localhost' is not a domain"),
+        ("link_domains", ",", "domains separated by commas"),
     ],
 )
 def test_invalid_values_are_refused_and_nothing_is_stored(sessions, name, raw, expected) -> None:
@@ -159,3 +165,60 @@ def test_a_stored_value_the_rules_no_longer_accept_falls_back(sessions) -> None:
         session.add(Setting(key="votes", value="999", updated_by=ADMIN, updated_at=Clock()()))
     config.refresh()
     assert config.votes_to_select() == 4
+
+
+def test_deny_terms_replace_the_variable_and_keep_the_file(sessions, tmp_path: Path) -> None:
+    terms_file = tmp_path / "deny.txt"
+    terms_file.write_text("# compliance\nfree money\n", encoding="utf-8")
+    config = make_config(
+        sessions, CARE_DENY_TERMS="guaranteed", CARE_DENY_TERMS_FILE=str(terms_file)
+    )
+    assert config.reply_policy().deny_terms == ("guaranteed", "free money")
+    assert entry(config, "deny_terms").source == "environment (CARE_DENY_TERMS)"
+
+    changed = config.change("deny_terms", " Refund ,  cash back,refund", ADMIN)
+
+    assert (changed.value, changed.source) == ("Refund, cash back", "set with /care config")
+    assert stored(sessions) == {"deny_terms": "Refund, cash back"}
+    assert config.reply_policy().deny_terms == ("refund", "cash back", "free money")
+    assert config.reply_policy().denied_terms_in("Your REFUND is on its way") == ["refund"]
+    config.change("deny_terms", "none", ADMIN)
+    assert config.reply_policy().deny_terms == ("free money",)  # the file always applies
+    assert entry(config, "deny_terms").value == "none"
+
+    back = config.change("deny_terms", "default", ADMIN)
+
+    assert (back.value, back.source) == ("guaranteed", "environment (CARE_DENY_TERMS)")
+    assert config.reply_policy().deny_terms == ("guaranteed", "free money")
+    assert stored(sessions) == {}
+    assert [e.detail["to"] for e in changes(sessions)] == ["Refund, cash back", "none", None]
+
+
+def test_link_domains_are_normalized_and_drive_the_policy(sessions) -> None:
+    config = make_config(
+        sessions, CARE_ALLOWED_LINK_DOMAINS="acme.com", CARE_PERSONAL_DATA_IN_DM="true"
+    )
+    assert config.reply_policy().allows_host("help.acme.com")
+    assert entry(config, "link_domains").value == "acme.com"
+
+    changed = config.change("link_domains", "Status.ACME.io, *.shop.example", ADMIN)
+
+    assert changed.value == "shop.example, status.acme.io"
+    assert stored(sessions) == {"link_domains": "shop.example, status.acme.io"}
+    policy = config.reply_policy()
+    assert policy.allows_host("eu.shop.example")
+    assert not policy.allows_host("acme.com")
+    assert policy.personal_data_in_dm  # not a runtime setting: the environment's value stays
+    config.change("link_domains", "none", ADMIN)
+    assert config.reply_policy().allowed_link_domains == frozenset()
+    config.change("link_domains", "default", ADMIN)
+    assert config.reply_policy().allowed_link_domains == {"acme.com"}
+    assert entry(config, "link_domains").source == "environment (CARE_ALLOWED_LINK_DOMAINS)"
+
+
+def test_the_reply_policy_of_another_process_follows_after_refresh(sessions) -> None:
+    mine, theirs = make_config(sessions), make_config(sessions)
+    mine.change("deny_terms", "refund", ADMIN)
+    assert theirs.reply_policy().deny_terms == ()
+    theirs.refresh()
+    assert theirs.reply_policy().deny_terms == ("refund",)

@@ -53,7 +53,8 @@ def subcommands(care: CareContext) -> list[Subcommand]:
         Subcommand(
             "config",
             "config [setting [value|default]]",
-            "show the workflow settings, or change one (default: back to the environment)",
+            "show the workflow and reply policy settings, or change one "
+            "(default: back to the environment)",
             Role.ADMIN,
             lambda invocation: config_command(care, invocation),
         ),
@@ -349,10 +350,12 @@ def waiting_questions(session: Session, limit: int) -> tuple[list[QueueRow], int
     total = session.scalar(
         select(func.count()).select_from(Question).where(Question.state.in_(WAITING))
     )
+    # Counted per waiting question (by index), not grouped over every proposal ever made.
     proposals = (
-        select(Proposal.question_id, func.count().label("n"))
-        .group_by(Proposal.question_id)
-        .subquery()
+        select(func.count())
+        .select_from(Proposal)
+        .where(Proposal.question_id == Question.id)
+        .scalar_subquery()
     )
     found = session.execute(
         select(
@@ -360,11 +363,10 @@ def waiting_questions(session: Session, limit: int) -> tuple[list[QueueRow], int
             Customer.handle,
             Question.received_at,
             Question.state,
-            func.coalesce(proposals.c.n, 0),
+            proposals,
             Question.card_channel,
         )
         .join(Customer, Customer.id == Question.customer_id)
-        .outerjoin(proposals, proposals.c.question_id == Question.id)
         .where(Question.state.in_(WAITING))
         .order_by(Question.received_at, Question.id)
         .limit(limit)

@@ -8,10 +8,17 @@ from bot import guidelines, pool
 from bot.commands.base import Answer, Invocation, Subcommand, UsageError, choice, no_more, user_id
 from bot.context import CareContext
 from bot.mrkdwn import escape
-from bot.roles import POOL_OPEN, ROLE_NAMES, Role
+from bot.roles import POOL_OPEN, ROLE_NAMES, Presence, Role
 
 MAX_PEOPLE = 50  # per `/care pool add|remove`
 MAX_LISTED = 200
+
+# Why someone Slack knows of cannot join the pool or hold a role.
+NOT_A_PERSON = {
+    Presence.UNKNOWN: "is not a member of this workspace",
+    Presence.DEACTIVATED: "is deactivated",
+    Presence.BOT: "is a bot, not a person",
+}
 
 OPEN_NOTE = (
     "Answering is open to everyone right now (pool mode *open*), so the pool only matters once "
@@ -100,9 +107,14 @@ def pool_command(care: CareContext, invocation: Invocation) -> str:
     people = _people(args[1:])
     now = care.clock()
     if action == "add":
+        # Removing is never checked: it is how the pool is cleaned of people who left.
+        refused, unchecked = _check_people(care, people)
+        if refused:
+            return _nothing_changed(refused, "be in the answering pool")
         change = pool.add_to_pool(care.sessions, people, invocation.user_id, now)
         lines = _listed("Added to the answering pool", change.changed)
         lines += _listed("Already in it", change.unchanged)
+        lines += unchecked
     else:
         change = pool.remove_from_pool(care.sessions, people, invocation.user_id, now)
         lines = _listed("Removed from the answering pool", change.changed)
@@ -118,6 +130,33 @@ def _people(words: Sequence[str]) -> list[str]:
     if len(words) > MAX_PEOPLE:
         raise UsageError(f"name at most {MAX_PEOPLE} people at a time")
     return [user_id(word) for word in words]
+
+
+def _check_people(care: CareContext, people: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Why some of ``people`` are refused, and notes on those Slack could not be asked about."""
+    refused, unchecked = [], []
+    for person in dict.fromkeys(people):
+        presence = care.roles.directory.presence(person)
+        if presence in NOT_A_PERSON:
+            refused.append(_not_a_person(person, presence))
+        elif presence is Presence.UNREACHABLE:
+            unchecked.append(
+                f"(Slack could not be asked whether <@{person}> is in this workspace; "
+                "please check the name.)"
+            )
+    return refused, unchecked
+
+
+def _not_a_person(person: str, presence: Presence) -> str:
+    # An unknown id renders as a broken mention, so it is shown as typed.
+    shown = f"`{person}`" if presence is Presence.UNKNOWN else f"<@{person}>"
+    return f"{shown} {NOT_A_PERSON[presence]}"
+
+
+def _nothing_changed(refused: Sequence[str], what: str) -> str:
+    return (
+        f"Nothing changed: {'; '.join(refused)}. Only active people in this workspace can {what}."
+    )
 
 
 def _listed(label: str, users: Sequence[str]) -> list[str]:
@@ -153,6 +192,12 @@ def role_command(care: CareContext, invocation: Invocation) -> str:
         return f"<@{target}> is {_role_phrase(care, target)}."
     wanted = ROLE_NAMES[choice(args, 1, tuple(ROLE_NAMES), default=Role.MEMBER.label)]
     no_more(args, 2)
+    presence = care.roles.directory.presence(target)
+    # A deactivated moderator may still be made a member again, to tidy the stored roles.
+    if presence in NOT_A_PERSON and not (
+        presence is Presence.DEACTIVATED and wanted is Role.MEMBER
+    ):
+        return _nothing_changed([_not_a_person(target, presence)], "hold a crowdcare role")
     before = pool.set_role(care.sessions, target, wanted, invocation.user_id, care.clock())
     if before is wanted:
         line = f"<@{target}> already had the role {wanted.label}."
@@ -161,6 +206,8 @@ def role_command(care: CareContext, invocation: Invocation) -> str:
     effective = care.roles.role_of(target)
     if effective > wanted:
         line += f" They stay {_a(effective)}: {_admin_source(care, target)}."
+    if presence is Presence.UNREACHABLE:
+        line += " (Slack could not be asked whether they are in this workspace.)"
     return line
 
 

@@ -72,6 +72,7 @@ class _Injected:
     status: int
     body: Answer
     headers: dict[str, str] = field(default_factory=dict)
+    channel: str | None = None  # only calls for this channel, when set
 
 
 @dataclass
@@ -428,6 +429,8 @@ class FakeSlack(LoopbackServer):
         is_admin: bool = False,
         is_owner: bool = False,
         tz: str = "UTC",
+        deleted: bool = False,
+        is_bot: bool = False,
     ) -> None:
         real = real_name or name
         with self._lock:
@@ -436,8 +439,8 @@ class FakeSlack(LoopbackServer):
                 "team_id": self.team_id,
                 "name": name,
                 "real_name": real,
-                "deleted": False,
-                "is_bot": False,
+                "deleted": deleted,
+                "is_bot": is_bot,
                 "is_admin": is_admin,
                 "is_owner": is_owner,
                 "tz": tz,
@@ -471,10 +474,20 @@ class FakeSlack(LoopbackServer):
         return False
 
     def fail(
-        self, method: str, error: str = "internal_error", times: int = 1, status: int = 200
+        self,
+        method: str,
+        error: str = "internal_error",
+        times: int = 1,
+        status: int = 200,
+        *,
+        channel: str | None = None,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}``."""
-        self._inject(method, _Injected(status=status, body={"ok": False, "error": error}), times)
+        """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}``.
+
+        With ``channel``, only calls for that channel fail; others are answered as usual.
+        """
+        body: Answer = {"ok": False, "error": error}
+        self._inject(method, _Injected(status=status, body=body, channel=channel), times)
 
     def expire_trigger(self, trigger_id: str) -> None:
         """Make ``views.open`` with this trigger id answer ``expired_trigger_id``."""
@@ -618,9 +631,8 @@ class FakeSlack(LoopbackServer):
             raise ApiError("not_authed")
         if token != self.bot_token:
             raise ApiError("invalid_auth")
-        queue = self._injected.get(method)
-        if queue:
-            injected = queue.popleft()
+        injected = self._take_injected(method, params)
+        if injected is not None:
             return injected.status, injected.body, injected.headers
         if self._over_channel_limit(method, params):
             retry_after = self._channel_limits[method][1]
@@ -629,6 +641,15 @@ class FakeSlack(LoopbackServer):
         if handler is None:
             raise ApiError("unknown_method")
         return 200, {"ok": True, **handler(params)}, {}
+
+    def _take_injected(self, method: str, params: Params) -> _Injected | None:
+        """The first canned answer queued for this call (its channel, if it names one)."""
+        queue = self._injected.get(method) or deque()
+        for injected in queue:
+            if injected.channel is None or injected.channel == params.get("channel"):
+                queue.remove(injected)
+                return injected
+        return None
 
     def handle_upload(self, file_id: str, raw: bytes) -> tuple[int, str]:
         """Store the bytes POSTed to an upload URL handed out by files.getUploadURLExternal."""
