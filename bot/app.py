@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,8 @@ from storage.db import make_engine, ping, session_factory
 from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
+
+LISTENER_THREADS = 10  # Slack work after the ack (votes, forms); the database pool allows 20
 
 
 class _DropTokenSkipped(logging.Filter):
@@ -109,10 +112,13 @@ class Crowdcare:
         self.workflow.on_decided = self.escalations.refresh_escalations
         self.workflow.wake_cards = lambda: self.jobs.wake("post_cards")
         self.connectors = _connectors(settings)
+        # Bolt runs listeners after the ack on this pool; ours, so stop() can wait for them.
+        self.listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt")
         self.bolt = App(
             client=self.web_client,
             signing_secret=settings.slack_signing_secret,
             process_before_response=False,
+            listener_executor=self.listeners,
         )
         self.context = CareContext(
             settings,
@@ -228,8 +234,11 @@ class Crowdcare:
         self.jobs.start()
 
     def stop(self) -> None:
-        """Stop the jobs, then release database connections."""
+        """Stop the jobs and the listeners still at work, then release database connections."""
         self.jobs.shutdown()
+        # A listener still running after its ack holds a connection; disposing the engine under
+        # it would leave that connection open for good.
+        self.listeners.shutdown(wait=True)
         if self.channel is not None:
             self.channel.close()
         for connector in self.connectors:
