@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Insert, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.guidelines import Guidelines
 from bot.roles import ROLE_NAMES, Role
 from bot.states import record
+from storage.db import insert_ignoring_duplicates
 from storage.models import Member
 
 ADDED_BY_ADMIN = "added by an admin"
@@ -174,15 +174,5 @@ def _member(session: Session, user_id: str, now: datetime) -> Member:
         "joined_at": None,
         "updated_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    statement: Insert
-    if dialect == "postgresql":
-        statement = postgresql.insert(Member).values(row).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(Member).values(row).on_conflict_do_nothing()
-    else:  # no portable ON CONFLICT: insert only when absent (a race raises IntegrityError)
-        if session.get(Member, user_id) is not None:
-            return session.get_one(Member, user_id, with_for_update=True)
-        statement = insert(Member).values(row)
-    session.execute(statement)
+    session.execute(insert_ignoring_duplicates(session, Member, [row]))
     return session.get_one(Member, user_id, with_for_update=True, populate_existing=True)

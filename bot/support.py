@@ -43,12 +43,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Insert, exists, func, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, sessionmaker
 
 from bot.backoff import backoff
 from bot.states import record
+from storage.db import insert_ignoring_duplicates
 from storage.models import (
     ConnectorState,
     Customer,
@@ -285,14 +285,7 @@ def _insert_ignoring_duplicates(
 
     Counted with RETURNING ``key``: the driver's rowcount is not reliable for this statement.
     """
-    dialect = session.get_bind().dialect.name
-    statement: Insert
-    if dialect == "postgresql":
-        statement = postgresql.insert(model).values(rows).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(model).values(rows).on_conflict_do_nothing()
-    else:  # no portable ON CONFLICT: a duplicate raises IntegrityError; the next run redoes it
-        statement = insert(model).values(rows)
+    statement = insert_ignoring_duplicates(session, model, rows)
     return len(session.execute(statement.returning(key)).all())
 
 

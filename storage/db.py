@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 
 def make_engine(url: str) -> Engine:
@@ -70,3 +72,19 @@ def ping(engine: Engine) -> bool:
     except Exception:
         return False
     return True
+
+
+def insert_ignoring_duplicates(
+    session: Session, model: type[Any], rows: list[dict[str, Any]]
+) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` for ``rows`` of ``model``, ready to execute.
+
+    Lets concurrent writers race on a unique key and both carry on. Where the dialect has no
+    portable ON CONFLICT, a plain INSERT: a duplicate then raises IntegrityError.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).values(rows).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(model).values(rows).on_conflict_do_nothing()
+    return insert(model).values(rows)
