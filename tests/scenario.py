@@ -124,3 +124,12 @@ def ephemeral_to(stack: Stack, user: str, fragment: str) -> dict[str, Any]:
         return None
 
     return wait_until(find, 10, f"a notice to {user} containing {fragment!r}")  # type: ignore[no-any-return]
+
+
+def slash(stack: Stack, user: str, text: str) -> dict[str, Any]:
+    """``user`` runs `/care <text>`; the acknowledgement, which /care always makes private."""
+    response = stack.client.command(user, text)
+    assert response.status == 200, response.text
+    answer: dict[str, Any] = response.json()
+    assert answer.get("response_type") == "ephemeral", answer
+    return answer

@@ -18,7 +18,7 @@ from bot.states import State
 from storage.models import AuditEvent, Member, Question, Reply, Route, Setting
 from tests.blockkit import validate_blocks
 from tests.dbhelpers import Clock, make_proposal, make_question
-from tests.scenario import button_value, card_for, propose, rendered, vote
+from tests.scenario import button_value, card_for, propose, rendered, slash, vote
 from tests.standins.stack import QUESTIONS_CHANNEL, Stack, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -48,11 +48,7 @@ def stack(fake_slack, fake_x, database_url) -> Iterator[Stack]:
 
 def care(stack: Stack, user: str, text: str) -> str:
     """Run `/care <text>` as ``user``; the private answer's text."""
-    response = stack.client.command(user, text)
-    assert response.status == 200, response.text
-    answer = response.json()
-    assert answer.get("response_type") == "ephemeral"
-    return str(answer["text"])
+    return str(slash(stack, user, text)["text"])
 
 
 def actions(stack: Stack, *names: str) -> list[tuple[str, str, dict[str, Any]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -14,6 +13,7 @@ from bot.roles import Role
 from handlers.commands import _table, help_text
 from storage.models import AuditEvent, Question
 from tests.scenario import card_for
+from tests.scenario import slash as care
 from tests.standins.fake_slack import FakeSlack
 from tests.standins.fake_x import FakeX
 from tests.standins.stack import Stack
@@ -28,14 +28,6 @@ def stack(fake_slack: FakeSlack, fake_x: FakeX, database_url: str) -> Iterator[S
     running = Stack(fake_slack, fake_x, database_url, overrides={"CARE_ADMINS": ADMIN}).start()
     yield running
     running.stop()
-
-
-def care(stack: Stack, user: str, text: str) -> dict[str, Any]:
-    response = stack.client.command(user, text)
-    assert response.status == 200
-    answer: dict[str, Any] = response.json()
-    assert answer["response_type"] == "ephemeral"  # /care answers privately, always
-    return answer
 
 
 def audit_actions(stack: Stack) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from bot.commands.data import BLOCK_LIMIT, SECTION_LIMIT, pack
 from storage.models import AuditEvent, Member, Proposal, Question, Reply, Vote
 from tests.blockkit import validate_blocks
 from tests.scenario import card_for, current, propose, rendered
+from tests.scenario import slash as care
 from tests.standins.fake_slack import FakeSlack
 from tests.standins.fake_x import FakeX
 from tests.standins.stack import QUESTIONS_CHANNEL, Stack, wait_until
@@ -37,14 +38,6 @@ def stack(fake_slack: FakeSlack, fake_x: FakeX, database_url: str) -> Iterator[S
         session.add(Member(user_id=MODERATOR, role="moderator", updated_at=datetime.now(UTC)))
     yield running
     running.stop()
-
-
-def care(stack: Stack, user: str, text: str) -> dict[str, Any]:
-    response = stack.client.command(user, text)
-    assert response.status == 200
-    answer: dict[str, Any] = response.json()
-    assert answer["response_type"] == "ephemeral"
-    return answer
 
 
 def direct_message(stack: Stack, user: str, fragment: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from bot.roles import Role
 from storage.models import AuditEvent, Member
 from tests.blockkit import validate_blocks
 from tests.scenario import ephemeral_to
+from tests.scenario import slash as care
 from tests.standins.fake_slack import FakeSlack
 from tests.standins.stack import Stack
 
@@ -44,13 +45,6 @@ def stack(
     running = start(fake_slack, fake_x, database_url, CARE_GUIDELINES_FILE=str(guidelines_file))
     yield running
     running.stop()
-
-
-def care(stack: Stack, user: str, text: str) -> dict[str, Any]:
-    response = stack.client.command(user, text)
-    assert response.status == 200
-    answer: dict[str, Any] = response.json()
-    return answer
 
 
 def mention(user: str) -> str:

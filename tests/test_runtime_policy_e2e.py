@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.slack_blocks import ANSWER_BLOCK
 from storage.models import Proposal
-from tests.scenario import card_for, click_propose, opened_form, propose, submit_answer
+from tests.scenario import card_for, click_propose, opened_form, propose, slash, submit_answer
 from tests.standins.fake_slack import FakeSlack
 from tests.standins.fake_x import FakeX
 from tests.standins.stack import Stack
@@ -28,9 +28,7 @@ def stack(fake_slack: FakeSlack, fake_x: FakeX, database_url: str) -> Iterator[S
 
 
 def care(stack: Stack, user: str, text: str) -> str:
-    response = stack.client.command(user, text)
-    assert response.status == 200, response.text
-    return str(response.json()["text"])
+    return str(slash(stack, user, text)["text"])
 
 
 def proposal_texts(stack: Stack) -> list[str]:

@@ -24,6 +24,7 @@ from bot.stats import (
 from storage.models import Delivery, Notification, Proposal, Question, Reply, SupportEvent, Vote
 from tests.blockkit import validate_text
 from tests.dbhelpers import Clock, make_proposal, make_question, migrated_sessions
+from tests.scenario import slash
 from tests.standins.fake_slack import FakeSlack
 from tests.standins.fake_x import FakeX
 from tests.standins.stack import Stack
@@ -381,10 +382,7 @@ def stack_at_until(fake_slack: FakeSlack, fake_x: FakeX, database_url: str) -> I
 
 
 def care(stack: Stack, text: str, user: str = BOB) -> str:
-    response = stack.client.command(user, text)
-    assert response.status == 200
-    answer = response.json()
-    assert answer["response_type"] == "ephemeral"
+    answer = slash(stack, user, text)
     validate_text(answer["text"])
     return str(answer["text"])
 
