@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.x_channel import XChannel
 from tests import netguard
 from tests.standins.fake_slack import FakeSlack
 from tests.standins.fake_x import FakeX
@@ -84,6 +85,23 @@ def fake_slack() -> Iterator[FakeSlack]:
 def fake_x() -> Iterator[FakeX]:
     with FakeX() as x:
         yield x
+
+
+@pytest.fixture
+def x_channel(fake_x: FakeX) -> Iterator[XChannel]:
+    """The real X adapter (tweepy), talking to the stand-in X as the brand account."""
+    channel = XChannel(
+        api_url=fake_x.base_url,
+        bearer_token=fake_x.bearer_token,
+        api_key=fake_x.consumer_key,
+        api_secret=fake_x.consumer_secret,
+        access_token=fake_x.access_token,
+        access_token_secret=fake_x.access_token_secret,
+        user_id=fake_x.brand_id,
+        timeout=5.0,
+    )
+    yield channel
+    channel.close()
 
 
 @pytest.fixture

@@ -36,19 +36,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def channel(fake_x: FakeX) -> Iterator[XChannel]:
-    x = XChannel(
-        api_url=fake_x.base_url,
-        bearer_token=fake_x.bearer_token,
-        api_key=fake_x.consumer_key,
-        api_secret=fake_x.consumer_secret,
-        access_token=fake_x.access_token,
-        access_token_secret=fake_x.access_token_secret,
-        user_id=fake_x.brand_id,
-        timeout=5.0,
-    )
-    yield x
-    x.close()
+def channel(x_channel: XChannel) -> XChannel:
+    return x_channel
 
 
 class FailAfterPages:
