@@ -250,6 +250,9 @@ def make_server(app: HttpApp, host: str, port: int, threads: int = 8) -> Any:
 
 
 def stop_server(server: Any) -> None:
-    """Finish requests in progress, then close the listening socket."""
+    """Finish requests in progress, then close the listening socket and idle connections."""
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
     server.close()
+    # Keep-alive connections still open would otherwise linger until garbage collection.
+    for channel in list(server._map.values()):
+        channel.close()
