@@ -152,10 +152,16 @@ class Roles:
         self, user_id: str, needed: Role, action: str, *, question_id: int | None = None
     ) -> str | None:
         """``None`` when ``user_id`` holds ``needed``; else the refusal, already audited."""
+        return self.check(user_id, needed, action, question_id=question_id)[1]
+
+    def check(
+        self, user_id: str, needed: Role, action: str, *, question_id: int | None = None
+    ) -> tuple[Role, str | None]:
+        """``user_id``'s role, and the refusal (already audited) when it is less than ``needed``."""
         role = self.role_of(user_id)
         if role >= needed:
-            return None
-        return self.refuse(
+            return role, None
+        return role, self.refuse(
             user_id,
             action,
             f"Only {needed.label}s can {action}; you are a {role.label}. "

@@ -73,7 +73,7 @@ def _run(  # noqa: PLR0917 - the listener's pieces, passed on once
     ack: Ack,
     client: WebClient,
 ) -> None:
-    refusal = care.roles.require(user, subcommand.role, f"run `/care {subcommand.name}`")
+    role, refusal = care.roles.check(user, subcommand.role, f"run `/care {subcommand.name}`")
     if refusal is not None:
         ack(text=refusal, response_type="ephemeral")
         return
@@ -83,7 +83,7 @@ def _run(  # noqa: PLR0917 - the listener's pieces, passed on once
         name=subcommand.name,
         text=rest,
         args=tuple(rest.split()),
-        role=care.roles.role_of(user),
+        role=role,
     )
     if subcommand.slow:
         ack(text=f"Working on `/care {subcommand.name}`…", response_type="ephemeral")
