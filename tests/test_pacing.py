@@ -171,8 +171,14 @@ def test_rate_limited_posts_are_paced_and_every_card_arrives_once(
     ).start()
     try:
         wait_until(lambda: len(cards(stack)) >= MENTIONS, 60, f"{MENTIONS} cards")
-        with stack.app.sessions.begin() as session:
-            card_ts = list(session.scalars(select(Question.card_ts)))
+
+        def recorded() -> list[str | None] | None:
+            # The card's ts is written just after Slack answers: wait for the last one too.
+            with stack.app.sessions.begin() as session:
+                found = list(session.scalars(select(Question.card_ts)))
+            return found if len(found) == MENTIONS and None not in found else None
+
+        card_ts = wait_until(recorded, 30, "every card's ts recorded") or []
     finally:
         stack.stop()
 
